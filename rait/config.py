@@ -1,0 +1,199 @@
+"""Typed stage configs: dataclasses with help text, YAML loading and dotted command-line overrides.
+
+Every stage config is a dataclass whose fields are declared with :func:`option` (a default plus a one-line
+help). A run config nests stage configs by section name. Values are validated in ``__post_init__``.
+
+Example:
+    >>> from dataclasses import dataclass
+    >>> from rait.config import option, from_dict, apply_overrides
+    >>> @dataclass
+    ... class EvalCfg:
+    ...     batch_size: int = option(16, "prompts per generation batch")
+    ...     prompt: str = option("basic", "prompt style", choices=("basic", "refuse"))
+    >>> cfg = from_dict(EvalCfg, {"batch_size": 8})
+    >>> apply_overrides(cfg, ["prompt=refuse"]).prompt
+    'refuse'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Sequence, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config value or file is invalid; the message names the file/key."""
+
+
+def option(default: Any, help: str, choices: Sequence[Any] | None = None) -> Any:
+    """Declare a config field with a default, one-line help and optional allowed values."""
+    meta = {"help": help, "choices": tuple(choices) if choices else None}
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def check_choices(cfg: Any) -> None:
+    """Raise ConfigError if any field with ``choices`` holds another value; call from ``__post_init__``."""
+    for f in dataclasses.fields(cfg):
+        ch = f.metadata.get("choices")
+        if ch and getattr(cfg, f.name) not in ch:
+            raise ConfigError(f"{type(cfg).__name__}.{f.name}={getattr(cfg, f.name)!r}: expected one of {list(ch)}")
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Coerce a YAML/CLI value to a field's annotated type."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except (ConfigError, ValueError, TypeError):
+                continue
+        raise ConfigError(f"{where}: cannot read {value!r} as {tp}")
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping for section {tp.__name__}, got {value!r}")
+        return from_dict(tp, value, where=where)
+    if origin in (list, tuple, Sequence) or tp in (list, tuple):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()] if not value.startswith("[") else yaml.safe_load(value)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        out = [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(out) if origin is tuple else out
+    if origin is dict or tp is dict:
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+        if f != int(f):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return int(f)
+    if tp is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, where: str | None = None) -> T:
+    """Build a config dataclass from a mapping; unknown keys are an error naming ``where``."""
+    data = dict(data or {})
+    where = where or cls.__name__
+    hints = _hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain dict of a config (nested dataclasses become dicts)."""
+    return dataclasses.asdict(cfg)
+
+
+def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] = ()) -> T:
+    """Load a config dataclass from a YAML file, then apply ``key.sub=value`` overrides."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    cfg = from_dict(cls, data, where=str(path))
+    return apply_overrides(cfg, overrides)
+
+
+def apply_overrides(cfg: T, overrides: Sequence[str]) -> T:
+    """Return a copy of ``cfg`` with dotted ``a.b=value`` overrides applied (values parsed as YAML scalars)."""
+    data = to_dict(cfg)
+    for ov in overrides:
+        if "=" not in ov:
+            raise ConfigError(f"override {ov!r}: expected key=value")
+        key, raw = ov.split("=", 1)
+        key = key.strip().lstrip("-")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        parts = key.split(".")
+        for p in parts[:-1]:
+            if not isinstance(node.get(p), dict):
+                raise ConfigError(f"override {ov!r}: {p!r} is not a config section")
+            node = node[p]
+        if parts[-1] not in node:
+            raise ConfigError(f"override {ov!r}: unknown key {key!r}")
+        node[parts[-1]] = value
+    return from_dict(type(cfg), data)
+
+
+def help_lines(cls: type, prefix: str = "") -> list[str]:
+    """``key (type, default): help`` lines for every field, recursing into nested sections."""
+    out = []
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            out.extend(help_lines(tp, prefix + f.name + "."))
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        ch = f.metadata.get("choices")
+        extra = f" one of {list(ch)}" if ch else ""
+        out.append(f"{prefix}{f.name} (default {default!r}){extra}: {f.metadata.get('help', '')}")
+    return out

@@ -1,0 +1,73 @@
+"""The one item schema shared by every loader and stage.
+
+Example:
+    >>> from rait.data.schema import QAItem
+    >>> q = QAItem(id="x1", question="Capital of France?", answers=["Paris"])
+    >>> q.kind
+    'oeqa'
+    >>> m = QAItem(id="m1", question="2+2?", choices=["3", "4", "5", "6"], gold="B")
+    >>> m.kind, m.gold_text
+    ('mcqa', '4')
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+LETTERS = "ABCDEFGHIJ"
+
+
+@dataclass
+class QAItem:
+    """One question.
+
+    Args:
+        id: unique id within its dataset.
+        question: the question text (MCQA: the stem only, without options).
+        answers: gold aliases for open-ended QA (any alias counts as correct).
+        choices: option texts for multiple-choice QA, labelled A, B, C, ... in order; None for open-ended.
+        gold: the gold letter for multiple-choice QA.
+        topic: MMLU subject, built-in topic, etc.
+        source: dataset name the item came from.
+    """
+
+    id: str
+    question: str
+    answers: list[str] = field(default_factory=list)
+    choices: list[str] | None = None
+    gold: str | None = None
+    topic: str | None = None
+    source: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """'mcqa' if the item has choices, else 'oeqa'."""
+        return "mcqa" if self.choices else "oeqa"
+
+    @property
+    def letters(self) -> str:
+        """Option letters of an MCQA item ('ABCD' for 4 choices)."""
+        return LETTERS[: len(self.choices or [])]
+
+    @property
+    def gold_text(self) -> str | None:
+        """Text of the gold option (MCQA) or the first alias (OEQA)."""
+        if self.kind == "mcqa":
+            return self.choices[LETTERS.index(self.gold)] if self.gold else None
+        return self.answers[0] if self.answers else None
+
+    @property
+    def target(self) -> str:
+        """Training target: the gold letter (MCQA) or the first alias (OEQA)."""
+        return self.gold if self.kind == "mcqa" else self.answers[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (drops None fields)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "QAItem":
+        """Inverse of :meth:`to_dict` (unknown keys are ignored)."""
+        keys = {"id", "question", "answers", "choices", "gold", "topic", "source"}
+        return cls(**{k: v for k, v in d.items() if k in keys})
