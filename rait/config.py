@@ -28,7 +28,10 @@ import yaml
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+from rait.errors import RaitError
+
+
+class ConfigError(RaitError, ValueError):
     """A config value or file is invalid; the message names the file/key."""
 
 
