@@ -38,7 +38,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"rait {rait.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name, (mod, helptext) in COMMANDS.items():
-        if only is not None and name != only:
+        if name != only:  # listed only; its module is imported when the subcommand is used
             sub.add_parser(name, help=helptext)
             continue
         try:
