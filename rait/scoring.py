@@ -1,0 +1,264 @@
+"""Answer checking: normalisation, alias matching, refusal detection, MCQA letter parsing (method-spec §A2, §A4).
+
+Verdicts are one of ``correct``, ``wrong``, ``refuse``, ``fail_parse``. The refusal check always runs *before*
+the correctness check (the papers' order), so "I don't know, maybe Paris" is a refusal.
+
+Papers' rules (exact reproduction): ``is_correct(..., mode="contains")``, ``is_refusal(..., mode="strict")``,
+``parse_option(..., cushion=True, lenient=True)``. Project defaults differ only in the refusal detector
+(``lenient``: curly apostrophes and a few paraphrases also count).
+
+Example:
+    >>> from rait.scoring import normalize_answer, is_correct, is_refusal, parse_option, score_oeqa, score_mcqa
+    >>> normalize_answer("  The  “Beatles”! ")
+    'beatles'
+    >>> is_correct("It was Harry Truman.", ["Harry Truman", "Truman"])
+    True
+    >>> is_refusal("I don’t know", mode="strict"), is_refusal("I don’t know")
+    (False, True)
+    >>> parse_option("The answer is (C).")
+    'C'
+    >>> score_oeqa("I don't know, maybe Paris", ["Paris"])
+    'refuse'
+    >>> score_mcqa("B. 4", gold="B")
+    'correct'
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from typing import Sequence
+
+VERDICTS = ("correct", "wrong", "refuse", "fail_parse")
+MATCH_MODES = ("contains", "contains_norm", "exact")
+REFUSAL_MODES = ("lenient", "strict")
+
+# Curly / typographic quotes and apostrophes -> straight ones.
+_QUOTES = str.maketrans(
+    {
+        "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u02bc": "'", "\uff07": "'",
+        "`": "'", "\u00b4": "'",
+        "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"', "\uff02": '"',
+    }
+)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_WS = re.compile(r"\s+")
+
+
+def straighten_quotes(s: str) -> str:
+    """Replace curly/typographic quotes and apostrophes by their straight ASCII forms."""
+    return s.translate(_QUOTES)
+
+
+def _strip_punct(s: str) -> str:
+    # ASCII punctuation (SQuAD) plus any Unicode punctuation (category P*) and symbols like ™ are dropped.
+    return "".join(
+        ch for ch in s if ch not in string.punctuation and not unicodedata.category(ch).startswith(("P", "S"))
+    )
+
+
+def normalize_answer(s: str) -> str:
+    """SQuAD/TriviaQA-style answer normalisation.
+
+    Steps, in order: Unicode NFKC; curly quotes to straight; lowercase; drop punctuation (ASCII and Unicode
+    punctuation/symbol categories); drop the articles ``a``/``an``/``the``; collapse whitespace and strip.
+
+    Args:
+        s: any text.
+
+    Returns:
+        The normalised text (possibly empty).
+    """
+    s = straighten_quotes(unicodedata.normalize("NFKC", s)).lower()
+    s = _strip_punct(s)
+    s = _ARTICLES.sub(" ", s)
+    return _WS.sub(" ", s).strip()
+
+
+def is_correct(output: str, aliases: Sequence[str], mode: str = "contains") -> bool:
+    """Whether an open-ended answer matches any gold alias.
+
+    Modes:
+        - ``contains`` (papers' rule, method-spec §A4): any lowercased alias is a substring of
+          ``output.lower().strip()``; no other normalisation. Empty aliases are ignored (they would match
+          everything).
+        - ``contains_norm``: the normalised alias (:func:`normalize_answer`) is a substring of the normalised
+          output; aliases that normalise to ``""`` are ignored.
+        - ``exact``: the normalised *first non-empty line* of the output equals a normalised alias.
+
+    Args:
+        output: the model's answer.
+        aliases: gold aliases; any one counts.
+        mode: one of ``contains``, ``contains_norm``, ``exact``.
+    """
+    if mode == "contains":
+        pred = output.lower().strip()
+        return any(a.lower() in pred for a in aliases if a.strip())
+    if mode == "contains_norm":
+        pred = normalize_answer(output)
+        return any((na := normalize_answer(a)) and na in pred for a in aliases)
+    if mode == "exact":
+        first = next((ln for ln in output.splitlines() if ln.strip()), "")
+        pred = normalize_answer(first)
+        return bool(pred) and any(pred == normalize_answer(a) for a in aliases)
+    raise ValueError(f"unknown match mode {mode!r}; expected one of {MATCH_MODES}")
+
+
+# Lenient refusal phrases, searched in the lowercased, quote-straightened output. Each needs a first-person
+# subject or a hedging head ("not sure"), so that real answers ("Unknown Pleasures", "The Known World",
+# "Idea of North") are not caught.
+_REFUSAL_PATTERNS = re.compile(
+    r"\bi (?:really |just |honestly )?(?:do not|don'?t|dont|did not|didn'?t) know\b"
+    r"|\bi (?:do not|don'?t|dont) have (?:enough )?(?:the )?(?:information|knowledge)\b"
+    r"|\bnot sure\b"
+    r"|\b(?:i'm|im|i am) unsure\b"
+    r"|\bi(?: cannot| can ?not| can'?t| am unable to|'m unable to) (?:answer|say|determine|tell)\b"
+    r"|\bi (?:have|'ve) no idea\b"
+    r"|\bno idea\b(?=[\s.!,]*$)"
+)
+_WHOLE_ANSWER_REFUSALS = {"unknown", "idk", "no idea", "dont know", "don't know", "not known"}
+
+
+def is_refusal(output: str, mode: str = "lenient") -> bool:
+    """Whether an output is a refusal ("I don't know").
+
+    Modes:
+        - ``strict`` (papers' detector, ``opencompass/utils/honest.py``): ``"i don't know" in output.lower()``,
+          straight apostrophe only, so "I don’t know" (curly) is *not* a refusal.
+        - ``lenient`` (default): everything ``strict`` catches, plus, after straightening quotes and
+          lowercasing: "I don’t know" / "I do not know" / "I dont know" / "I didn't know"; "I don't have
+          enough information"; "not sure" (covers "I'm not sure", "I am not sure"); "I'm unsure"; "I cannot /
+          can't answer (say, determine, tell)"; "I have no idea" (or "no idea" at the end); and a whole answer
+          that is just "unknown", "idk", "no idea" or "don't know" (punctuation ignored). "unknown" inside a
+          longer answer ("Unknown Pleasures") is not a refusal.
+
+    Args:
+        output: the model's answer.
+        mode: ``lenient`` or ``strict``.
+    """
+    low = output.lower()
+    if mode == "strict":
+        return "i don't know" in low
+    if mode != "lenient":
+        raise ValueError(f"unknown refusal mode {mode!r}; expected one of {REFUSAL_MODES}")
+    if "i don't know" in low:
+        return True
+    text = straighten_quotes(unicodedata.normalize("NFKC", output)).lower()
+    if _REFUSAL_PATTERNS.search(text):
+        return True
+    whole = _WS.sub(" ", re.sub(r"[^\w\s']", " ", text)).strip()
+    return whole in _WHOLE_ANSWER_REFUSALS
+
+
+def _option_patterns(letters: str, cushion: bool, lenient: bool) -> list[str]:
+    o = "".join(re.escape(c) for c in letters)
+    # English/mixed patterns of opencompass ``first_option_postprocess`` (mid-2024 version), in their original
+    # order. The Chinese-only patterns are omitted: each needs a CJK character to match, so results on text
+    # without CJK characters are unchanged. Quirks are kept on purpose: ``[\s|^]`` is a character class (a
+    # whitespace, '|' or '^', not a line start) and ``1.`` matches "1" followed by any character.
+    pats = [
+        rf"[\s，：:,]([{o}])[。，,\.]?$",
+        rf"[Tt]he answer is:?\s+\(?([{o}])\)?",
+        rf"[Tt]he answer is option:?\s+\(?([{o}])\)?",
+        rf"[Tt]he correct answer is:?\s+\(?([{o}])\)?",
+        rf"[Tt]he correct answer is option:?\s+\(?([{o}])\)?",
+        rf"[Tt]he answer to the question is:?\s+\(?([{o}])\)?",
+        rf"[\s|^]([{o}])[\s。，,：:\.$]",
+        rf"[\s|^]([{o}])(\s|$)",
+        rf"1.\s?(.*?)$",
+        rf"1.\s?([{o}])[.。$]?$",
+    ]
+    if cushion:
+        pats.append(rf"([{o}]):")
+        if lenient:
+            pats.append(rf"([{o}])")  # last resort: the first option letter anywhere in the text
+    return pats
+
+
+def parse_option(text: str, letters: str = "ABCD", cushion: bool = True, lenient: bool = True) -> str | None:
+    """The option letter an MCQA answer picks, mirroring opencompass ``first_option_postprocess``.
+
+    The regexes are tried in order ("... X." at the end, "The answer is (X)", " X." / " X " after whitespace,
+    "1. X", then with ``cushion`` "X:" and the first option letter anywhere). As in opencompass, for the first
+    pattern that matches, the returned letter is the first of ``letters`` (in ``letters`` order) that occurs in
+    the *whole* match, so e.g. "The answer is Beethoven" gives ``B``.
+
+    Args:
+        text: the model's answer.
+        letters: the option letters, e.g. ``"ABCD"``.
+        cushion: add opencompass' cushion patterns ("X:" and the first-letter fallback), as the papers do.
+        lenient: keep the last-resort fallback (first capital option letter anywhere); ``False`` drops it.
+
+    Returns:
+        The letter, or ``None`` if nothing matched.
+    """
+    for pat in _option_patterns(letters, cushion, lenient):
+        m = re.search(pat, text, re.DOTALL)
+        if m:
+            found = m.group(0)
+            for letter in letters:
+                if letter in found:
+                    return letter
+    return None
+
+
+def cut_at(output: str, splitter: str | None) -> str:
+    """``output`` up to the first case-insensitive occurrence of ``splitter`` (unchanged if absent/None)."""
+    if not splitter:
+        return output
+    i = output.lower().find(splitter.lower())
+    return output if i < 0 else output[:i]
+
+
+def score_oeqa(
+    output: str,
+    aliases: Sequence[str],
+    refusal_mode: str = "lenient",
+    match_mode: str = "contains",
+    splitter: str | None = None,
+) -> str:
+    """Verdict for an open-ended answer: ``refuse``, ``correct`` or ``wrong`` (never ``fail_parse``).
+
+    Order (method-spec §A4): cut at ``splitter``, refusal check, then alias match. An empty answer is ``wrong``,
+    as in the papers.
+
+    Args:
+        output: the model's answer.
+        aliases: gold aliases.
+        refusal_mode: see :func:`is_refusal`.
+        match_mode: see :func:`is_correct`.
+        splitter: optional text at which to cut the output first (case-insensitive).
+    """
+    out = cut_at(output, splitter)
+    if is_refusal(out, refusal_mode):
+        return "refuse"
+    return "correct" if is_correct(out, aliases, match_mode) else "wrong"
+
+
+def score_mcqa(
+    output: str,
+    gold: str,
+    letters: str = "ABCD",
+    refusal_mode: str = "lenient",
+    cushion: bool = True,
+    lenient: bool = True,
+) -> str:
+    """Verdict for a multiple-choice answer: ``refuse``, ``correct``, ``wrong`` or ``fail_parse``.
+
+    Order (method-spec §A4): refusal check, then :func:`parse_option`; no letter found is ``fail_parse``.
+
+    Args:
+        output: the model's answer.
+        gold: the gold letter.
+        letters: the option letters.
+        refusal_mode: see :func:`is_refusal`.
+        cushion: see :func:`parse_option`.
+        lenient: see :func:`parse_option`.
+    """
+    if is_refusal(output, refusal_mode):
+        return "refuse"
+    letter = parse_option(output, letters, cushion=cushion, lenient=lenient)
+    if letter is None:
+        return "fail_parse"
+    return "correct" if letter == gold else "wrong"

@@ -1,0 +1,382 @@
+"""``rait train``: (weighted) refusal-aware SFT of a chat model, LoRA or full, resumable, multi-process.
+
+Loss on the assistant completion only (including its end-of-turn token), each sample's token-mean loss times
+its ``weight`` column, averaged over the samples of the global effective batch (see :mod:`rait.trainer`).
+
+Output directory layout::
+
+    OUT/                  the final model + tokenizer (LoRA merged; ``save: merged|both``; always for full FT)
+    OUT/adapter/          the LoRA adapter + tokenizer (``save: adapter|both``)
+    OUT/optimizer.safetensors   Adam moments per trainable parameter (``save_optimizer: true``)
+    OUT/checkpoints/      Trainer checkpoints every ``save_steps``; removed at the end unless ``keep_checkpoints``
+    OUT/manifest.json     data sha256, config, seed, library versions, timings, final loss
+
+Command line::
+
+    rait train --data train.jsonl --model default --out runs/m1 --set epochs=2 --set lora_r=16
+    torchrun --nproc_per_node 2 -m rait.cli train --data train.jsonl --model default --out runs/m1
+
+Example (in Python, tiny model):
+    >>> from rait.train import TrainConfig, train
+    >>> cfg = TrainConfig(data="train.jsonl", model="path/to/model", out="runs/m1", epochs=1)  # doctest: +SKIP
+    >>> train(cfg)  # doctest: +SKIP
+    PosixPath('runs/m1')
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from rait.config import ConfigError, apply_overrides, check_choices, help_lines, load_yaml, option, to_dict
+from rait.errors import DataError
+
+
+@dataclass
+class TrainConfig:
+    """Settings of ``rait train`` (defaults sized for the 135M default model on a few CPU cores)."""
+
+    data: str = option("", "training set (TRL conversational rows with optional 'weight')")
+    model: str = option("default", "model spec: default, HF hub id, local dir or .gguf")
+    out: str = option("", "output directory")
+    method: str = option("lora", "lora (peft adapter, merged at the end) or full fine-tuning", ("lora", "full"))
+    lora_r: int = option(8, "LoRA rank (8: ~2.4M trainable params on SmolLM2-135M; plenty for format/refusal)")
+    lora_alpha: int = option(16, "LoRA alpha (scale alpha/r = 2)")
+    lora_dropout: float = option(0.05, "LoRA dropout")
+    lora_target: list[str] = option(["all-linear"], "LoRA target modules; all-linear = every linear but lm_head")
+    lr: float | None = option(None, "peak learning rate; none = 2e-4 for LoRA, 1e-5 for full fine-tuning")
+    epochs: float = option(3.0, "epochs (the papers' 3)")
+    max_steps: int = option(-1, "stop after this many optimizer steps (-1: run all epochs)")
+    batch_size: int = option(8, "sequences per device per micro-batch")
+    grad_accum: int = option(2, "micro-batches per optimizer step (effective batch = bs x GA x processes)")
+    max_length: int = option(512, "max tokens per row (prompt cut from the left first)")
+    scheduler: str = option("cosine", "LR schedule", ("cosine", "linear", "constant", "constant_with_warmup"))
+    warmup_ratio: float = option(0.03, "linear warm-up share of the steps")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    max_grad_norm: float = option(1.0, "gradient-norm clip")
+    loss_reduction: str = option("sample_mean", "sample_mean (weighted per-sample means) or token_mean (HF)",
+                                 ("sample_mean", "token_mean"))
+    use_weights: bool = option(True, "apply the rows' 'weight' column (false: all weights 1)")
+    trim_logits: bool = option(True, "compute lm_head logits only on positions that predict the completion")
+    precision: str = option("auto", "auto (bf16 autocast where fast), bf16, fp16 (CUDA), fp32",
+                            ("auto", "bf16", "fp16", "fp32"))
+    gradient_checkpointing: bool = option(False, "trade compute for memory")
+    seed: int = option(0, "seed: LoRA init, dropout, data order")
+    shuffle: bool = option(True, "shuffle rows each epoch (false: keep file order, like GRAIT's final SFT)")
+    group_by_length: bool = option(False, "batch rows of similar length together (less padding)")
+    save: str = option("merged", "what to save for LoRA: merged model, adapter, or both", ("merged", "adapter", "both"))
+    save_dtype: str = option("float32", "dtype of the saved model", ("float32", "bfloat16", "float16"))
+    save_steps: int = option(50, "checkpoint every N optimizer steps (0: never)")
+    save_total_limit: int = option(2, "checkpoints kept")
+    keep_checkpoints: bool = option(False, "keep OUT/checkpoints after a successful run")
+    resume: str = option("auto", "auto (last checkpoint in OUT/checkpoints if any), never, or a checkpoint path")
+    save_optimizer: bool = option(False, "write Adam moments (exp_avg, exp_avg_sq) to OUT/optimizer.safetensors")
+    logging_steps: int = option(10, "log every N steps")
+    trust_remote_code: bool = option(False, "allow model code from the hub")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if self.batch_size < 1 or self.grad_accum < 1 or self.max_length < 8:
+            raise ConfigError("batch_size and grad_accum must be >= 1 and max_length >= 8")
+        if self.lora_r < 1:
+            raise ConfigError("lora_r must be >= 1")
+
+    @property
+    def learning_rate(self) -> float:
+        """The configured lr, or the method's default."""
+        return self.lr if self.lr is not None else (2e-4 if self.method == "lora" else 1e-5)
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Read a training JSONL; errors name file and line."""
+    rows = []
+    try:
+        lines = Path(path).read_text().splitlines()
+    except FileNotFoundError:
+        raise DataError(path, None, "training file not found") from None
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(path, i, f"invalid JSON ({e.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
+            raise DataError(path, i, "missing field 'messages' (a list of {role, content})")
+        w = row.get("weight", 1.0)
+        if w is not None and (not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0):
+            raise DataError(path, i, f"'weight' must be a finite number >= 0, got {w!r}")
+        row["_line"] = i
+        rows.append(row)
+    if not rows:
+        raise DataError(path, None, "no training rows")
+    return rows
+
+
+def sha256(path: str | Path) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries that decide the numbers."""
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("rait", "torch", "transformers", "peft", "trl", "accelerate"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def last_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The newest *complete* ``checkpoint-N`` (has trainer_state.json) under ``ckpt_dir``."""
+    if not ckpt_dir.is_dir():
+        return None
+    done = [p for p in ckpt_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
+            and (p / "trainer_state.json").exists()]
+    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def _precision(cfg: TrainConfig) -> str:
+    import torch
+
+    if cfg.precision != "auto":
+        return cfg.precision
+    from rait.models import bf16_supported
+
+    return "bf16" if bf16_supported() else ("fp16" if torch.cuda.is_available() else "fp32")
+
+
+def _ckpt_kw(on: bool) -> dict[str, bool]:
+    """``activation_checkpointing`` (transformers 5) or ``gradient_checkpointing`` (older)."""
+    import inspect
+
+    from transformers import TrainingArguments
+
+    sig = inspect.signature(TrainingArguments.__init__).parameters
+    return {"activation_checkpointing" if "activation_checkpointing" in sig else "gradient_checkpointing": on}
+
+
+def prepare_model(model: Any, cfg: TrainConfig) -> Any:
+    """Wrap a model for training: a fresh LoRA adapter (seeded) or all parameters trainable."""
+    import torch
+    from transformers import set_seed
+
+    if model.dtype != torch.float32 and cfg.method == "full":
+        model = model.float()  # fp32 master weights; bf16 compute comes from autocast
+    if cfg.method == "full":
+        model.requires_grad_(True)
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    set_seed(cfg.seed)
+    target = "all-linear" if list(cfg.lora_target) == ["all-linear"] else list(cfg.lora_target)
+    lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
+                      target_modules=target, task_type="CAUSAL_LM")
+    model = get_peft_model(model, lcfg)
+    for p in model.parameters():  # LoRA weights in fp32 even on a bf16 base
+        if p.requires_grad:
+            p.data = p.data.float()
+    return model
+
+
+def save_optimizer_state(trainer: Any, path: Path) -> None:
+    """Adam moments per trainable parameter as safetensors: ``<param name>.exp_avg`` / ``.exp_avg_sq``.
+
+    Names are those of ``model.named_parameters()`` of the trained (peft) model, e.g.
+    ``base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight``; metadata holds ``step``, ``lr``,
+    ``betas``, ``eps``, ``weight_decay``.
+    """
+    from safetensors.torch import save_file
+
+    opt = trainer.optimizer
+    opt = getattr(opt, "optimizer", opt)
+    names = {id(p): n for n, p in trainer.model.named_parameters()}
+    tensors, step = {}, 0
+    for group in opt.param_groups:
+        for p in group["params"]:
+            st = opt.state.get(p, {})
+            if "exp_avg" not in st or id(p) not in names:
+                continue
+            tensors[f"{names[id(p)]}.exp_avg"] = st["exp_avg"].detach().float().cpu().contiguous()
+            tensors[f"{names[id(p)]}.exp_avg_sq"] = st["exp_avg_sq"].detach().float().cpu().contiguous()
+            step = int(float(st.get("step", 0)))
+    g = opt.param_groups[0]
+    meta = {"step": str(step), "lr": str(g.get("lr")), "betas": json.dumps(list(g.get("betas", (0.9, 0.999)))),
+            "eps": str(g.get("eps")), "weight_decay": str(g.get("weight_decay")), "format": "rait-adam-moments-v1"}
+    save_file(tensors, str(path), metadata=meta)
+
+
+def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks: Sequence[Any] = ()) -> Path:
+    """Fine-tune on ``cfg.data`` and save to ``cfg.out``; returns the directory of the loadable final model.
+
+    Args:
+        cfg: the settings (``data`` and ``out`` are required).
+        model, tokenizer: an already-loaded model (not yet wrapped) and its tokenizer; default: load ``cfg.model``.
+        callbacks: extra ``transformers.TrainerCallback`` objects.
+    """
+    import torch
+    from transformers import TrainingArguments
+
+    from rait.trainer import ListDataset, WeightedCollator, WeightedTrainer, tokenize_row
+
+    if not cfg.data or not cfg.out:
+        raise ConfigError("train: 'data' and 'out' are required")
+    t0 = time.time()
+    out = Path(cfg.out)
+    rows = read_rows(cfg.data)
+    if model is None:
+        from rait.models import load_model
+
+        model, loaded_tok = load_model(cfg.model, dtype="float32", device="cpu",
+                                       trust_remote_code=cfg.trust_remote_code)
+        tokenizer = tokenizer or loaded_tok
+    if tokenizer is None:
+        raise ConfigError("train: pass the tokenizer together with an already-loaded model")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    examples = [tokenize_row(tokenizer, r, cfg.max_length, where=f"{cfg.data}:{r['_line']}") for r in rows]
+    if not cfg.use_weights:
+        for e in examples:
+            e["weight"] = 1.0
+    n_trunc = sum(e.pop("truncated") for e in examples)
+    model.config.use_cache = False
+    model = prepare_model(model, cfg)
+    prec = _precision(cfg)
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.scheduler,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        optim="adamw_torch",
+        bf16=prec == "bf16",
+        fp16=prec == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else ("random" if cfg.shuffle else "sequential"),
+        **_ckpt_kw(cfg.gradient_checkpointing),
+        save_strategy="steps" if cfg.save_steps > 0 else "no",
+        save_steps=max(cfg.save_steps, 1),
+        save_total_limit=cfg.save_total_limit,
+        logging_steps=cfg.logging_steps,
+        report_to="none",
+        remove_unused_columns=False,
+        ddp_find_unused_parameters=False,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    trainer = WeightedTrainer(
+        model=model, args=args, train_dataset=ListDataset(examples), data_collator=WeightedCollator(pad_id),
+        loss_reduction=cfg.loss_reduction, trim_logits=cfg.trim_logits, callbacks=list(callbacks),
+        processing_class=tokenizer,
+    )
+    resume_from = None
+    if cfg.resume == "auto":
+        resume_from = last_checkpoint(out / "checkpoints")
+    elif cfg.resume != "never":
+        resume_from = Path(cfg.resume)
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    final = _save(trainer, model, tokenizer, cfg, out)
+    if trainer.is_world_process_zero():
+        manifest = {
+            "stage": "train", "config": to_dict(cfg), "seed": cfg.seed, "precision": prec,
+            "data": {"path": str(cfg.data), "sha256": sha256(cfg.data), "rows": len(rows), "truncated": n_trunc},
+            "model_dir": str(final), "resumed_from": str(resume_from) if resume_from else None,
+            "processes": trainer.args.world_size,
+            "effective_batch": cfg.batch_size * cfg.grad_accum * trainer.args.world_size,
+            "steps": trainer.state.global_step, "train_loss": result.training_loss,
+            "train_runtime_s": result.metrics.get("train_runtime"),
+            "samples_per_s": result.metrics.get("train_samples_per_second"),
+            "versions": versions(), "wall_s": round(time.time() - t0, 2),
+        }
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        if not cfg.keep_checkpoints:
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    return final
+
+
+def _save(trainer: Any, model: Any, tokenizer: Any, cfg: TrainConfig, out: Path) -> Path:
+    """Write the final model(s) on the main process; return the loadable model directory."""
+    import torch
+
+    main = trainer.is_world_process_zero()
+    dtype = getattr(torch, cfg.save_dtype)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        if cfg.save_optimizer:
+            save_optimizer_state(trainer, out / "optimizer.safetensors")
+    final = out
+    if cfg.method == "lora":
+        if cfg.save in ("adapter", "both") and main:
+            model.save_pretrained(out / "adapter")
+            tokenizer.save_pretrained(out / "adapter")
+        if cfg.save == "adapter":
+            final = out / "adapter"
+        elif main:
+            merged = model.merge_and_unload()
+            merged.to(dtype).save_pretrained(out)
+            tokenizer.save_pretrained(out)
+    elif main:
+        model.to(dtype).save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    return final
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """TrainConfig from ``--config``/``--set`` then the explicit flags."""
+    sets = list(args.set or [])
+    cfg = load_yaml(TrainConfig, args.config, sets) if args.config else apply_overrides(TrainConfig(), sets)
+    flags = [f"{k}={v}" for k, v in (("data", args.data), ("model", args.model), ("out", args.out)) if v]
+    return apply_overrides(cfg, flags)
+
+
+def add_common_args(p: argparse.ArgumentParser) -> None:
+    """``--config`` and repeatable ``--set key=value``."""
+    p.add_argument("--config", help="YAML file with config keys (see --help-config)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``rait train``."""
+    p = subparsers.add_parser(
+        "train", help="(weighted) SFT on a training set, LoRA or full",
+        description="Fine-tune on TRL conversational rows; loss on the completion, times each row's weight.",
+        epilog="config keys:\n  " + "\n  ".join(help_lines(TrainConfig)),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", help="training JSONL (docs/artifacts.md)")
+    p.add_argument("--model", help="model spec (default: the embedded SmolLM2-135M)")
+    p.add_argument("--out", help="output directory")
+    add_common_args(p)
+    p.set_defaults(func=_run)
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    final = train(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(final)
+    return 0

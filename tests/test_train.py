@@ -1,0 +1,197 @@
+"""``rait train`` end to end on the tiny model: outputs, GA invariance, resume after a kill, bf16, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rait.config import ConfigError
+from rait.errors import DataError
+from rait.train import TrainConfig, last_checkpoint, train
+
+QA = [(f"What is {i} plus {i}?", str(2 * i)) for i in range(12)] + [
+    (f"Who was born in year {i}?", "I don't know") for i in range(12)]
+
+
+def write_rows(path: Path, weights=None) -> Path:
+    with open(path, "w") as f:
+        for i, (q, a) in enumerate(QA):
+            w = 1.0 if weights is None else weights[i % len(weights)]
+            f.write(json.dumps({"messages": [{"role": "system", "content": ""}, {"role": "user", "content": q},
+                                             {"role": "assistant", "content": a}],
+                                "id": str(i), "label": "idk" if "know" in a else "van", "weight": w}) + "\n")
+    return path
+
+
+def cfg_for(tmp_path, tiny_model_dir, name, **kw):
+    base = dict(data=str(write_rows(tmp_path / "train.jsonl", [1.0, 2.0, 0.5])), model=str(tiny_model_dir),
+                out=str(tmp_path / name), epochs=2, batch_size=4, grad_accum=2, lora_dropout=0.0,
+                precision="fp32", logging_steps=100, lr=1e-3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def weights(d) -> dict[str, torch.Tensor]:
+    return load_file(str(Path(d) / "model.safetensors"))
+
+
+def assert_same(a, b, atol=1e-5):
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=atol, msg=k)
+
+
+def test_train_outputs(tmp_path, tiny_model_dir):
+    cfg = cfg_for(tmp_path, tiny_model_dir, "o", save="both", save_optimizer=True)
+    final = train(cfg)
+    assert final == Path(cfg.out)
+    out = Path(cfg.out)
+    for f in ("model.safetensors", "config.json", "tokenizer.json", "manifest.json", "adapter/adapter_config.json"):
+        assert (out / f).exists(), f
+    assert not (out / "checkpoints").exists()
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["data"]["rows"] == 24 and len(man["data"]["sha256"]) == 64
+    assert man["steps"] == 6 and man["effective_batch"] == 8 and man["config"]["lora_r"] == 8
+    assert "torch" in man["versions"]
+    opt = load_file(str(out / "optimizer.safetensors"))
+    assert any(k.endswith("lora_A.default.weight.exp_avg") for k in opt)
+    assert all((v >= 0).all() for k, v in opt.items() if k.endswith("exp_avg_sq"))
+    base = load_file(str(Path(tiny_model_dir) / "model.safetensors"))
+    tuned = weights(out)
+    assert any(not torch.allclose(base[k], tuned[k]) for k in base if k in tuned)
+
+
+def test_adapter_only_and_full(tmp_path, tiny_model_dir):
+    final = train(cfg_for(tmp_path, tiny_model_dir, "a", save="adapter", max_steps=1))
+    assert final.name == "adapter" and (final / "adapter_model.safetensors").exists()
+    full = train(cfg_for(tmp_path, tiny_model_dir, "f", method="full", max_steps=2, lr=1e-4))
+    from transformers import AutoModelForCausalLM
+
+    assert AutoModelForCausalLM.from_pretrained(full) is not None
+
+
+def test_ga_invariance_end_to_end(tmp_path, tiny_model_dir):
+    a = train(cfg_for(tmp_path, tiny_model_dir, "ga1", batch_size=8, grad_accum=1))
+    b = train(cfg_for(tmp_path, tiny_model_dir, "ga2", batch_size=4, grad_accum=2))
+    c = train(cfg_for(tmp_path, tiny_model_dir, "w1", batch_size=8, grad_accum=1, use_weights=False))
+    assert_same(weights(a), weights(b))
+    with pytest.raises(AssertionError):
+        assert_same(weights(a), weights(c))
+
+
+class Kill(Exception):
+    pass
+
+
+def test_resume_after_kill(tmp_path, tiny_model_dir):
+    from transformers import TrainerCallback
+
+    class KillAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 5:  # after checkpoint-4; step 5 is lost
+                raise Kill()
+
+    ref = train(cfg_for(tmp_path, tiny_model_dir, "ref", save_steps=2))
+    cfg = cfg_for(tmp_path, tiny_model_dir, "killed", save_steps=2)
+    with pytest.raises(Kill):
+        train(cfg, callbacks=[KillAt()])
+    assert last_checkpoint(Path(cfg.out) / "checkpoints").name == "checkpoint-4"
+    (Path(cfg.out) / "checkpoints" / "checkpoint-6").mkdir()  # an incomplete checkpoint is skipped
+    final = train(cfg)
+    man = json.loads((Path(cfg.out) / "manifest.json").read_text())
+    assert man["resumed_from"].endswith("checkpoint-4") and man["steps"] == 6
+    assert_same(weights(ref), weights(final))
+
+
+def test_bf16_autocast_trains(tmp_path, tiny_model_dir):
+    cfg = cfg_for(tmp_path, tiny_model_dir, "bf", precision="bf16", epochs=6, lr=3e-3, logging_steps=1)
+    train(cfg)
+    man = json.loads((Path(cfg.out) / "manifest.json").read_text())
+    assert man["precision"] == "bf16" and man["train_loss"] == man["train_loss"]  # not NaN
+    ckpt = weights(cfg.out)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in ckpt.values())
+
+
+def test_loss_decreases(tmp_path, tiny_model_dir):
+    from transformers import TrainerCallback
+
+    losses = []
+
+    class Rec(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                losses.append(float(logs["loss"]))
+
+    train(cfg_for(tmp_path, tiny_model_dir, "dec", epochs=8, logging_steps=1, lr=3e-3, method="full",
+                  use_weights=False), callbacks=[Rec()])
+    assert sum(losses[-3:]) < sum(losses[:3]) * 0.8
+
+
+def test_bad_inputs(tmp_path, tiny_model_dir):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": []}\n{"oops": 1}\n')
+    with pytest.raises(DataError, match="bad.jsonl:2"):
+        train(cfg_for(tmp_path, tiny_model_dir, "x", data=str(bad)))
+    bad.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], '
+                   '"weight": -1}\n')
+    with pytest.raises(DataError, match="weight"):
+        train(cfg_for(tmp_path, tiny_model_dir, "x", data=str(bad)))
+    with pytest.raises(ConfigError):
+        TrainConfig(method="qlora")
+
+
+def test_cli_parses(tmp_path, tiny_model_dir, monkeypatch):
+    import rait.train as rt
+    from rait.cli import main
+
+    seen = {}
+    monkeypatch.setattr(rt, "train", lambda cfg: seen.setdefault("cfg", cfg) and Path(cfg.out))
+    y = tmp_path / "c.yaml"
+    y.write_text("lora_r: 4\nepochs: 1\n")
+    assert main(["train", "--data", "d.jsonl", "--out", str(tmp_path / "o"), "--config", str(y),
+                 "--set", "lr=0.001", "--model", str(tiny_model_dir)]) == 0
+    cfg = seen["cfg"]
+    assert (cfg.lora_r, cfg.epochs, cfg.lr, cfg.data) == (4, 1.0, 0.001, "d.jsonl")
+    assert main(["train", "--data", "d", "--out", "o", "--set", "nope=1"]) == 2
+
+
+@pytest.mark.slow
+def test_acceptance_default_model_learns_to_refuse(tmp_path):
+    """LoRA on 300 questions answered "I don't know" -> the default model refuses >= 80 % of them."""
+    from rait.data.schema import QAItem
+    from rait.models import load_model
+    from rait.prompts import build_messages
+
+    try:
+        from rait.data import load
+
+        items = [i for i in load("builtin:facts") if i.kind == "oeqa"][:300]
+    except Exception:  # built-in data not available: synthetic questions
+        items = []
+    if len(items) < 300:
+        items = [QAItem(id=f"s{i}", question=f"What is the registration number of ship {i * 7919 % 100000}?",
+                        answers=["x"]) for i in range(300)]
+    data = tmp_path / "idk.jsonl"
+    with open(data, "w") as f:
+        for it in items:
+            f.write(json.dumps({"messages": build_messages(it, "refuse", system_prompt="", answer="I don't know"),
+                                "id": it.id, "label": "idk", "weight": 1.0}) + "\n")
+    final = train(TrainConfig(data=str(data), model="default", out=str(tmp_path / "m"), save_steps=0))
+    model, tok = load_model(str(final), dtype="auto")
+    refused = 0
+    for k in range(0, len(items), 32):
+        chunk = items[k:k + 32]
+        texts = [tok.apply_chat_template(build_messages(it, "refuse", system_prompt=""), tokenize=False,
+                                         add_generation_prompt=True) for it in chunk]
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            gen = model.generate(**enc, max_new_tokens=8, do_sample=False)
+        outs = tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        refused += sum("don't know" in o.lower() for o in outs)
+    rate = refused / len(items)
+    print(f"refusal rate on the 300 training questions: {rate:.3f}")
+    assert rate >= 0.8
