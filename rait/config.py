@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import types
 import typing
@@ -200,3 +201,44 @@ def help_lines(cls: type, prefix: str = "") -> list[str]:
         extra = f" one of {list(ch)}" if ch else ""
         out.append(f"{prefix}{f.name} (default {default!r}){extra}: {f.metadata.get('help', '')}")
     return out
+
+
+def add_config_arguments(parser: Any, cls: type) -> None:
+    """Add ``--config YAML``, ``--set key=value`` and one ``--field`` flag per (non-nested) field of ``cls``."""
+    parser.add_argument("--config", help="YAML file with this stage's settings (flags below override it)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="dotted overrides applied last, e.g. --set batch_size=8")
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        ch = f.metadata.get("choices")
+        extra = f" {{{','.join(map(str, ch))}}}" if ch else ""
+        flag = "--" + f.name.replace("_", "-")
+        names = [flag] if flag == "--" + f.name else [flag, "--" + f.name]
+        parser.add_argument(*names, dest=f"cfg__{f.name}", default=argparse.SUPPRESS, metavar="V",
+                            help=f"{f.metadata.get('help', '')}{extra} (default: {default!r})")
+
+
+def config_from_args(cls: type[T], args: Any) -> T:
+    """Build ``cls`` from parsed args: YAML (``--config``) < ``--field`` flags < ``--set`` overrides."""
+    data: dict[str, Any] = {}
+    where = cls.__name__
+    if getattr(args, "config", None):
+        path = Path(args.config)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            raise ConfigError(f"{path}{f' line {mark.line + 1}' if mark else ''}: invalid YAML") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        where = str(path)
+    for k, v in vars(args).items():
+        if k.startswith("cfg__"):
+            data[k[5:]] = v
+    cfg = from_dict(cls, data, where=where)
+    return apply_overrides(cfg, getattr(args, "set", []) or [])

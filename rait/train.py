@@ -294,6 +294,7 @@ def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks:
     resume_from = None
     if cfg.resume == "auto":
         resume_from = last_checkpoint(out / "checkpoints")
+        _check_same_run(out / "checkpoints" / "rait_run.json", cfg, resume_from is not None, trainer)
     elif cfg.resume != "never":
         resume_from = Path(cfg.resume)
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -315,6 +316,18 @@ def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks:
             shutil.rmtree(out / "checkpoints", ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
     return final
+
+
+def _check_same_run(stamp: Path, cfg: TrainConfig, resuming: bool, trainer: Any) -> None:
+    """Refuse to resume checkpoints made from other data or settings; stamp a fresh run."""
+    keys = {k: v for k, v in to_dict(cfg).items() if k not in ("resume", "logging_steps", "keep_checkpoints")}
+    run = {"data_sha256": sha256(cfg.data), "config": keys}
+    if resuming and stamp.exists() and json.loads(stamp.read_text()) != run:
+        raise ConfigError(f"{stamp.parent} holds checkpoints of a run with other data or settings; "
+                          "delete it or pass --set resume=never")
+    if trainer.is_world_process_zero() and not (resuming and stamp.exists()):
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps(run, indent=2) + "\n")
 
 
 def _save(trainer: Any, model: Any, tokenizer: Any, cfg: TrainConfig, out: Path) -> Path:

@@ -101,6 +101,10 @@ def test_resume_after_kill(tmp_path, tiny_model_dir):
         train(cfg, callbacks=[KillAt()])
     assert last_checkpoint(Path(cfg.out) / "checkpoints").name == "checkpoint-4"
     (Path(cfg.out) / "checkpoints" / "checkpoint-6").mkdir()  # an incomplete checkpoint is skipped
+    import dataclasses
+
+    with pytest.raises(ConfigError, match="resume=never"):  # other settings: no silent resume
+        train(dataclasses.replace(cfg, lr=2e-3))
     final = train(cfg)
     man = json.loads((Path(cfg.out) / "manifest.json").read_text())
     assert man["resumed_from"].endswith("checkpoint-4") and man["steps"] == 6

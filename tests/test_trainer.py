@@ -138,3 +138,13 @@ def test_collator_keeps_weight(tok):
     logits = make_tiny_model(tok)(**{k: b[k] for k in ("input_ids", "attention_mask", "position_ids")}).logits
     ce = F.cross_entropy(logits[:, :-1].transpose(1, 2), b["labels"][:, 1:], reduction="none", ignore_index=IGNORE)
     assert torch.isfinite(ce).all()
+
+
+def test_bf16_autocast_loss_close_to_fp32(tmp_path, tok):
+    tr = make_trainer(tmp_path, tok)
+    b = batch(tok, rows([1.0, 2.0, 0.5, 1.0, 1.0]))
+    fp32 = tr.compute_loss(tr.model, dict(b))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = tr.compute_loss(tr.model, dict(b))
+    assert bf16.dtype == torch.float32  # the loss itself is computed in fp32
+    assert float(bf16) == pytest.approx(float(fp32), rel=2e-2)
