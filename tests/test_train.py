@@ -164,6 +164,7 @@ def test_cli_parses(tmp_path, tiny_model_dir, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_acceptance_default_model_learns_to_refuse(tmp_path):
     """LoRA on 300 questions answered "I don't know" -> the default model refuses >= 80 % of them."""
     from rait.data.schema import QAItem
@@ -184,7 +185,8 @@ def test_acceptance_default_model_learns_to_refuse(tmp_path):
         for it in items:
             f.write(json.dumps({"messages": build_messages(it, "refuse", system_prompt="", answer="I don't know"),
                                 "id": it.id, "label": "idk", "weight": 1.0}) + "\n")
-    final = train(TrainConfig(data=str(data), model="default", out=str(tmp_path / "m"), save_steps=0))
+    final = train(TrainConfig(data=str(data), model="default", out=str(tmp_path / "m"), save_steps=0,
+                                epochs=1, logging_steps=5))  # 19 steps of 16; ~5 min on 2 free cores
     model, tok = load_model(str(final), dtype="auto")
     refused = 0
     for k in range(0, len(items), 32):
