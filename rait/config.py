@@ -206,7 +206,7 @@ def help_lines(cls: type, prefix: str = "") -> list[str]:
 def add_config_arguments(parser: Any, cls: type) -> None:
     """Add ``--config YAML``, ``--set key=value`` and one ``--field`` flag per (non-nested) field of ``cls``."""
     parser.add_argument("--config", help="YAML file with this stage's settings (flags below override it)")
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="dotted overrides applied last, e.g. --set batch_size=8")
     hints = _hints(cls)
     for f in dataclasses.fields(cls):

@@ -1,0 +1,53 @@
+"""Shared helpers for the benchmark scripts: machine description, matmul roofline, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, torch threads, GPU (if any), date."""
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def matmul_gflops(dtype: torch.dtype = torch.bfloat16, n: int = 2048, reps: int = 10) -> float:
+    """Measured n×n matmul throughput in GFLOP/s (the machine's practical roofline for this dtype)."""
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    a = torch.randn(n, n, dtype=dtype, device=dev)
+    b = torch.randn(n, n, dtype=dtype, device=dev)
+    for _ in range(2):
+        a @ b
+    if dev == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    if dev == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def write_result(path: str | Path | None, result: dict[str, Any]) -> None:
+    """Write a benchmark result as JSON (if a path is given)."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(result, indent=2) + "\n")

@@ -1,0 +1,321 @@
+"""``rait report``: markdown + self-contained HTML report of a run directory written by ``rait run``.
+
+Reads ``run.json``, ``results.json``, the knowledge table ``probe/m0/table.jsonl``, each method's
+``build/METHOD/decisions.jsonl`` and the per-item evaluations ``eval/METHOD/seed{S}/TEST/items.jsonl`` (any of
+the last three may be missing; the report says so). Writes ``report.md`` (tables, linked PNG figures
+``report_plane.png`` / ``report_knowledge.png``) and ``report.html`` (the same tables, the figures inlined as
+data URIs, and a per-item browser in inline JavaScript — no network access). See ``docs/report.md``.
+
+Example::
+
+    rait report runs/demo                 # writes runs/demo/report.md and runs/demo/report.html
+    rait report runs/demo --out /tmp/rep --max-items 200 --bins 8
+
+    >>> from rait.report import fmt_cell
+    >>> fmt_cell({"value": 41.25, "lo": 38.0, "hi": 44.5, "sd": 1.23})
+    '41.2 [38.0, 44.5] ± 1.2'
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from rait.artifacts import atomic_write_text, read_jsonl
+from rait.errors import DataError, RaitError
+
+MAIN_METRICS = ("P_c", "P_w", "P_r", "THS")
+EXTRA_METRICS = ("AUROC", "AP", "over_conservativeness", "prudence", "honesty")
+NONE = "—"
+
+
+@dataclass
+class Run:
+    """What the report needs from a run directory (methods and tests in run.json order)."""
+
+    dir: Path
+    info: dict[str, Any]
+    methods: list[str]
+    tests: list[str]
+    results: dict[str, dict[str, dict[str, Any]]]
+    reference: dict[str, dict[str, Any]]
+    table: list[dict[str, Any]] | None = None
+    decisions: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+
+def _num(x: Any) -> float | None:
+    if isinstance(x, dict):
+        x = x.get("value")
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or math.isnan(x):
+        return None
+    return float(x)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(path, e.lineno, f"malformed JSON ({e.msg})") from None
+    if not isinstance(obj, dict):
+        raise DataError(path, None, "expected a JSON object")
+    return obj
+
+
+def _ordered(preferred: Sequence[str], present: Sequence[str]) -> list[str]:
+    """``preferred`` entries that are present, in order, then the other present ones."""
+    pres = list(dict.fromkeys(present))
+    return [x for x in preferred if x in pres] + [x for x in pres if x not in preferred]
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Load a run directory; a RaitError names the missing/malformed file.
+
+    Args:
+        run_dir: directory written by ``rait run`` (needs ``results.json``; ``run.json`` is optional).
+    """
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise RaitError(f"{d}: run directory not found")
+    rpath = d / "results.json"
+    if not rpath.exists():
+        raise RaitError(f"{rpath}: results.json not found — is {d} a run directory written by `rait run`?")
+    res = _read_json(rpath)
+    results = res.get("results")
+    if not isinstance(results, dict) or not all(isinstance(v, dict) for v in results.values()):
+        raise DataError(rpath, None, "expected {\"results\": {METHOD: {TEST: metrics}}, \"reference\": {...}}")
+    info = _read_json(d / "run.json") if (d / "run.json").exists() else {}
+    methods = _ordered(list(info.get("methods") or []), list(results))
+    tests = _ordered(list((info.get("tests") or {}).keys()), [t for m in results.values() for t in m])
+    reference = dict(res.get("reference") or {})
+    for t in tests:  # fall back to Init-Basic's own point when no explicit reference was written
+        ib = results.get("init_basic", {}).get(t)
+        if t not in reference and ib and _num(ib.get("P_w")):
+            reference[t] = {"P_c0": _num(ib.get("P_c")), "P_w0": _num(ib.get("P_w"))}
+    run = Run(d, info, methods, tests, results, reference)
+    tpath = d / "probe" / "m0" / "table.jsonl"
+    if tpath.exists():
+        run.table = read_jsonl(tpath)
+    for m in methods:
+        p = d / "build" / m / "decisions.jsonl"
+        if p.exists():
+            run.decisions[m] = {r.get("id"): r for r in read_jsonl(p)}
+    return run
+
+
+def fmt_cell(m: Any, with_sd: bool = True) -> str:
+    """``value [lo, hi]`` (+ ``± sd`` when finite) of a ``{value, lo, hi, sd}`` dict; ``—`` when absent."""
+    from rait.evaluate import fmt_ci
+
+    v = _num(m)
+    if v is None:
+        return NONE
+    if not isinstance(m, dict):
+        return f"{v:.1f}"
+    lo, hi, sd = _num(m.get("lo")), _num(m.get("hi")), _num(m.get("sd"))
+    s = fmt_ci({"value": v, "lo": lo, "hi": hi}) if lo is not None and hi is not None else f"{v:.1f}"
+    return s + (f" ± {sd:.1f}" if with_sd and sd is not None else "")
+
+
+def _fmt_frac(x: Any) -> str:
+    v = _num(x)
+    return NONE if v is None else f"{v:.3f}"
+
+
+def pretty(m: str) -> str:
+    """Display name of a method."""
+    from rait.report_plots import pretty as p
+
+    return p(m)
+
+
+def main_table(run: Run) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the methods × test sets table (P_c, P_w, P_r, THS with CIs and seed sd)."""
+    head = ["method"] + [f"{t} · {k}" for t in run.tests for k in MAIN_METRICS]
+    rows = []
+    for m in run.methods:
+        r = run.results.get(m, {})
+        rows.append([pretty(m)] + [fmt_cell((r.get(t) or {}).get(k)) for t in run.tests for k in MAIN_METRICS])
+    return head, rows
+
+
+def extra_table(run: Run) -> tuple[list[tuple[str, str]], list[list[str]]] | None:
+    """Columns ``(test, metric)`` present anywhere and one row per method; None when no extra metric exists."""
+    cols = [(t, k) for t in run.tests for k in EXTRA_METRICS
+            if any(_num((run.results.get(m, {}).get(t) or {}).get(k)) is not None for m in run.methods)]
+    if not cols:
+        return None
+    rows = [[pretty(m)] + [_fmt_frac((run.results.get(m, {}).get(t) or {}).get(k)) for t, k in cols]
+            for m in run.methods]
+    return cols, rows
+
+
+def decision_counts(run: Run) -> list[list[str]]:
+    """Rows ``method, van, idk, dropped`` for methods with decisions."""
+    out = []
+    for m in run.methods:
+        dec = run.decisions.get(m)
+        if dec:
+            labels = [r.get("label") for r in dec.values()]
+            out.append([pretty(m), str(labels.count("van")), str(labels.count("idk")),
+                        str(sum(lab not in ("van", "idk") for lab in labels))])
+    return out
+
+
+def _md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    esc = [[c.replace("|", "\\|") for c in r] for r in [head, *rows]]
+    return "\n".join(["| " + " | ".join(esc[0]) + " |", "|" + " --- |" * len(head)]
+                     + ["| " + " | ".join(r) + " |" for r in esc[1:]])
+
+
+def _seed_note(run: Run) -> str:
+    seeds = run.info.get("seeds") or []
+    sd = "; `± sd` is the standard deviation across seeds" if len(seeds) > 1 else ""
+    return f"Rates in %, `value [95 % CI]`{sd}. THS against the reference point below (Init-Basic)."
+
+
+def _ref_rows(run: Run) -> list[list[str]]:
+    return [[t, fmt_cell(run.reference.get(t, {}).get("P_c0")), fmt_cell(run.reference.get(t, {}).get("P_w0")),
+             str((run.info.get("tests") or {}).get(t, ""))] for t in run.tests]
+
+
+def eval_items(run: Run, max_items: int = 500) -> dict[str, Any]:
+    """Per-item browser data: one combo per method / seed / test found under ``eval/``.
+
+    Each item is ``[id, question, gold, answer, verdict, training label]``; the label is the method's decision
+    for the same id (``van`` / ``idk`` / ``dropped``) or ``—`` when the id was not in its training pool.
+    """
+    combos = []
+    for m in run.methods:
+        mdir = run.dir / "eval" / m
+        seeds = sorted((p for p in mdir.glob("seed*") if p.is_dir() and re.fullmatch(r"seed\d+", p.name)),
+                       key=lambda p: int(p.name[4:])) if mdir.is_dir() else []
+        dec = run.decisions.get(m, {})
+        for sdir in seeds:
+            tests = _ordered(run.tests, sorted(p.name for p in sdir.iterdir() if (p / "items.jsonl").exists()))
+            for t in tests:
+                ipath = sdir / t / "items.jsonl"
+                if not ipath.exists():
+                    continue
+                rows = read_jsonl(ipath)
+                counts: dict[str, int] = {}
+                for r in rows:
+                    counts[str(r.get("verdict"))] = counts.get(str(r.get("verdict")), 0) + 1
+                items = []
+                for r in rows[:max_items]:
+                    d = dec.get(r.get("id"))
+                    label = NONE if d is None else (d.get("label") if d.get("label") in ("van", "idk") else "dropped")
+                    gold = r.get("gold")
+                    gold = " | ".join(map(str, gold)) if isinstance(gold, list) else ("" if gold is None else str(gold))
+                    items.append([str(r.get("id")), str(r.get("question", "")), gold, str(r.get("output", "")),
+                                  str(r.get("verdict")), label])
+                combos.append({"method": pretty(m), "seed": int(sdir.name[4:]), "test": t, "n": len(rows),
+                               "truncated": len(rows) > max_items, "counts": counts, "items": items})
+    return {"combos": combos}
+
+
+def make_report(run_dir: str | Path, out: str | Path | None = None, max_items: int = 500,
+                bins: int = 10) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` (and the two PNG figures) for a run directory.
+
+    Args:
+        run_dir: the run directory.
+        out: output directory (default: ``run_dir``).
+        max_items: per-item browser cap per method / seed / test combination.
+        bins: bins per axis of the knowledge-state chessboard.
+
+    Returns:
+        ``(report.md path, report.html path)``.
+    """
+    from rait.report_html import render_page, table_html
+    from rait.report_plots import chessboard_png, plane_png
+
+    if max_items < 0 or bins < 1:
+        raise RaitError("--max-items must be >= 0 and --bins >= 1")
+    run = load_run(run_dir)
+    out = Path(out) if out is not None else run.dir
+    out.mkdir(parents=True, exist_ok=True)
+    name = run.info.get("name") or run.dir.name
+    plane = plane_png(run.methods, run.tests, run.results, run.reference) if run.tests else None
+    cer_name = str((run.table or [{}])[0].get("certainty_method") or "certainty")
+    board = chessboard_png(run.table or [], run.decisions, run.methods, bins=bins, certainty_name=cer_name)
+    for fname, png in (("report_plane.png", plane), ("report_knowledge.png", board)):
+        if png is not None:
+            (out / fname).write_bytes(png)
+    head, rows = main_table(run)
+    extra = extra_table(run)
+    dec_rows = decision_counts(run)
+    board_note = ("Knowledge-state chessboard: x = correctness of M0, y = its certainty (binned); each cell is "
+                  "coloured by the share of idk among the items a method labelled there (blue = van, red = idk), "
+                  "grey = all dropped, white = empty; numbers = items in the cell.")
+    if run.table is None:
+        board_note = f"No knowledge table ({run.dir / 'probe/m0/table.jsonl'}): chessboard omitted."
+    elif board is None:
+        board_note = "No method has decisions (build/METHOD/decisions.jsonl): chessboard omitted."
+    plane_note = ("P_c–P_w plane: each method with 95 % CIs on both axes; star = reference (Init-Basic); dashed "
+                  "lines = THS iso-lines (slope P_c0/P_w0), solid = THS 0. Up and left is better.")
+    meta = [f"model: `{run.info.get('model', '?')}`", f"seeds: {run.info.get('seeds', '?')}",
+            f"methods: {', '.join(run.methods)}"]
+
+    md = [f"# RAIT report: {name}", "", " · ".join(meta), "", "## Methods × test sets", "", _seed_note(run), "",
+          _md_table(head, rows), ""]
+    if extra:
+        md += ["## Calibration and honesty", "", "AUROC/AP of the answer confidence; honesty metrics as fractions.", "",
+               _md_table(["method"] + [f"{t} · {k}" for t, k in extra[0]], extra[1]), ""]
+    md += ["## Reference points (THS)", "", _md_table(["test", "P_c0", "P_w0", "spec"], _ref_rows(run)), ""]
+    if dec_rows:
+        md += ["## Training sets", "", _md_table(["method", "van", "idk", "dropped"], dec_rows), ""]
+    md += ["## P_c–P_w plane", "", plane_note, ""]
+    if plane is not None:
+        md += ["![P_c–P_w plane](report_plane.png)", ""]
+    md += ["## Knowledge-state chessboard", "", board_note, ""]
+    if board is not None:
+        md += ["![knowledge-state chessboard](report_knowledge.png)", ""]
+    md += ["Per-item answers: open `report.html` (per-item browser).", ""]
+    md_path = out / "report.md"
+    atomic_write_text(md_path, "\n".join(md))
+
+    h = [f"<h1>RAIT report: {html.escape(str(name))}</h1>",
+         f'<p class="meta">{html.escape(" · ".join(x.replace("`", "") for x in meta))}</p>',
+         "<h2>Methods × test sets</h2>", f'<p class="note">{html.escape(_seed_note(run).replace("`", ""))}</p>',
+         table_html([[("method", 1)] + [(t, len(MAIN_METRICS)) for t in run.tests],
+                     [("", 1)] + [(k, 1) for _ in run.tests for k in MAIN_METRICS]], rows)]
+    if extra:
+        h += ["<h2>Calibration and honesty</h2>",
+              table_html([[("method", 1)] + [(f"{t} · {k}", 1) for t, k in extra[0]]], extra[1])]
+    h += ["<h2>Reference points (THS)</h2>",
+          table_html([[("test", 1), ("P_c0", 1), ("P_w0", 1), ("spec", 1)]], _ref_rows(run))]
+    if dec_rows:
+        h += ["<h2>Training sets</h2>", table_html([[("method", 1), ("van", 1), ("idk", 1), ("dropped", 1)]], dec_rows)]
+    page = render_page(f"RAIT report: {name}", "\n".join(h),
+                       [("P_c–P_w plane", "P_c versus P_w per method and test set", plane, plane_note),
+                        ("Knowledge-state chessboard", "training labels over M0 correctness and certainty", board,
+                         board_note)],
+                       eval_items(run, max_items))
+    html_path = out / "report.html"
+    atomic_write_text(html_path, page)
+    return md_path, html_path
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``rait report``."""
+    p = sub.add_parser("report", help="markdown + HTML report of a run directory", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", help="run directory written by `rait run` (holds results.json)")
+    p.add_argument("--out", help="output directory (default: RUN_DIR)")
+    p.add_argument("--max-items", type=int, default=500, help="per-item browser cap per method/seed/test")
+    p.add_argument("--bins", type=int, default=10, help="bins per axis of the knowledge-state chessboard")
+    p.set_defaults(func=_main)
+    return p
+
+
+def _main(args: argparse.Namespace) -> int:
+    md, page = make_report(args.run_dir, args.out, max_items=args.max_items, bins=args.bins)
+    print(md)
+    print(page)
+    return 0

@@ -1,0 +1,249 @@
+"""Figures of ``rait report``: the P_c–P_w plane with THS iso-lines and the knowledge-state chessboard.
+
+Both return PNG bytes (matplotlib, Agg, no pyplot state) so the report can inline them as data URIs and also
+write them next to ``report.md``.
+
+Example:
+    >>> from rait.report_plots import plane_png
+    >>> m = {"P_c": {"value": 40, "lo": 35, "hi": 45}, "P_w": {"value": 20, "lo": 16, "hi": 24}}
+    >>> png = plane_png(["van"], ["id"], {"van": {"id": m}}, {"id": {"P_c0": 50, "P_w0": 40}})
+    >>> png[:4] == b"\\x89PNG"
+    True
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+#: display names of the registered methods (others are shown as-is)
+PRETTY = {"init_basic": "Init-Basic", "init_refuse": "Init-Refuse", "van": "Van-Tuning", "cor_rait": "Cor-RAIT",
+          "r_tuning": "R-Tuning", "corcer": "CorCer-RAIT", "craft": "CRaFT", "grait": "GRAIT"}
+
+
+def pretty(method: str) -> str:
+    """Display name of a method."""
+    return PRETTY.get(method, method)
+
+
+def _val(m: Any, key: str = "value") -> float:
+    if isinstance(m, Mapping):
+        m = m.get(key)
+    try:
+        x = float(m)
+    except (TypeError, ValueError):
+        return math.nan
+    return x
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _ths_levels(lo: float, hi: float) -> list[float]:
+    """Round THS values (multiples of 10, or coarser when the range is wide) spanning [lo, hi]."""
+    step = 10.0
+    while (hi - lo) / step > 12:
+        step *= 2
+    return [k * step for k in range(math.floor(lo / step), math.ceil(hi / step) + 1)]
+
+
+def _plane_axes(ax: Any, test: str, methods: Sequence[str], results: Mapping[str, Any], ref: Mapping[str, Any] | None,
+                colors: Mapping[str, Any]) -> None:
+    pts = []
+    for meth in methods:
+        m = results.get(meth, {}).get(test)
+        if not m:
+            continue
+        pw, pc = _val(m.get("P_w")), _val(m.get("P_c"))
+        if math.isnan(pw) or math.isnan(pc):
+            continue
+        pts.append((meth, pw, pc, m))
+    c0 = _val(ref.get("P_c0")) if ref else math.nan
+    w0 = _val(ref.get("P_w0")) if ref else math.nan
+    # np.fmax ignores a NaN bound (a point without a CI)
+    xs = [float(np.fmax(_val(m.get("P_w"), "hi"), w)) for _, w, _, m in pts] + ([w0] if not math.isnan(w0) else [])
+    ys = [float(np.fmax(_val(m.get("P_c"), "hi"), c)) for _, _, c, m in pts] + ([c0] if not math.isnan(c0) else [])
+    xmax = min(100.0, max(xs + [5.0]) * 1.15 + 1)
+    ymax = min(100.0, max(ys + [5.0]) * 1.15 + 1)
+    ax.set_xlim(0, xmax)
+    ax.set_ylim(0, ymax)
+    # THS iso-lines: THS = P_c − P_w·P_c0/P_w0 = t  ⇔  P_c = t + slope·P_w with slope = P_c0/P_w0.
+    if w0 > 0 and not math.isnan(c0):
+        slope = c0 / w0
+        corners = [y - slope * x for x in (0, xmax) for y in (0, ymax)]
+        x = np.linspace(0, xmax, 50)
+        for t in _ths_levels(min(corners), max(corners)):
+            y = t + slope * x
+            ax.plot(x, y, color="0.55" if t else "0.25", lw=0.7 if t else 1.0, ls="--" if t else "-", zorder=1)
+            # label where the line leaves the box (right or top edge)
+            xr = xmax if t + slope * xmax <= ymax else (ymax - t) / slope
+            yr = t + slope * xr
+            if 0 <= xr <= xmax and 0 <= yr <= ymax:
+                ax.annotate(f"THS {t:g}", (xr, yr), xytext=(-2, -2), textcoords="offset points", fontsize=7,
+                            color="0.35", ha="right", va="top", rotation=0, zorder=2)
+        ax.plot([w0], [c0], marker="*", ms=14, color="black", zorder=5, label="reference (Init-Basic)",
+                ls="none")
+    for meth, pw, pc, m in pts:
+        xerr = [[max(0.0, pw - _val(m["P_w"], "lo"))], [max(0.0, _val(m["P_w"], "hi") - pw)]] \
+            if isinstance(m.get("P_w"), Mapping) and not math.isnan(_val(m["P_w"], "lo")) else None
+        yerr = [[max(0.0, pc - _val(m["P_c"], "lo"))], [max(0.0, _val(m["P_c"], "hi") - pc)]] \
+            if isinstance(m.get("P_c"), Mapping) and not math.isnan(_val(m["P_c"], "lo")) else None
+        ax.errorbar([pw], [pc], xerr=xerr, yerr=yerr, fmt="o", ms=6, capsize=3, color=colors[meth], zorder=4,
+                    label=pretty(meth))
+        ax.annotate(pretty(meth), (pw, pc), xytext=(5, 4), textcoords="offset points", fontsize=8,
+                    color=colors[meth], zorder=6)
+    ax.set_title(test)
+    ax.set_xlabel("P_w  (% wrong)")
+    ax.set_ylabel("P_c  (% correct)")
+    ax.grid(alpha=0.2)
+
+
+def plane_png(methods: Sequence[str], tests: Sequence[str], results: Mapping[str, Any],
+              reference: Mapping[str, Any]) -> bytes:
+    """The P_c–P_w plane, one subplot per test set.
+
+    Args:
+        methods: method names in display order.
+        tests: test-set names.
+        results: ``{method: {test: metrics}}`` (``P_c``/``P_w`` as ``{value, lo, hi}`` in %).
+        reference: ``{test: {"P_c0", "P_w0"}}`` — the Init-Basic point that defines THS.
+
+    Returns:
+        PNG bytes.
+    """
+    from matplotlib.figure import Figure
+
+    n = max(1, len(tests))
+    fig = Figure(figsize=(5.2 * n, 4.8), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    cmap = _cmap("tab10")
+    colors = {m: cmap(i % 10) for i, m in enumerate(methods)}
+    for ax, test in zip(axes, tests):
+        _plane_axes(ax, test, methods, results, reference.get(test), colors)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
+    return _png(fig)
+
+
+def _cmap(name: str) -> Any:
+    import matplotlib
+
+    return matplotlib.colormaps[name]
+
+
+def _bins(values: np.ndarray, n: int) -> tuple[np.ndarray, list[str]]:
+    """Bin index per value and a tick label per bin: categories when few distinct values, else equal width."""
+    finite = values[np.isfinite(values)]
+    distinct = np.unique(np.round(finite, 6))
+    if 0 < distinct.size <= max(n + 1, 11):
+        idx = np.searchsorted(distinct, np.round(values, 6)).clip(0, distinct.size - 1)
+        return np.where(np.isfinite(values), idx, -1), [f"{v:.2g}" for v in distinct]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    hi = hi if hi > lo else lo + 1.0
+    edges = np.linspace(lo, hi, n + 1)
+    idx = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, n - 1)
+    return np.where(np.isfinite(values), idx, -1), [f"{(a + b) / 2:.2g}" for a, b in zip(edges[:-1], edges[1:])]
+
+
+def chessboard_counts(table: Sequence[Mapping[str, Any]], decisions: Mapping[str, Mapping[str, Any]],
+                      bins: int = 10) -> dict[str, Any]:
+    """Per-cell label counts of one method's decisions over M0's (correctness, certainty) grid.
+
+    Args:
+        table: knowledge-table rows (``id``, ``correctness``, ``certainty``).
+        decisions: ``{id: decision}`` with ``label`` ∈ {"van", "idk", None (dropped)}.
+        bins: bins per axis (correctness with ≤ 11 distinct values keeps one column per value).
+
+    Returns:
+        ``{"van", "idk", "drop"}`` count arrays of shape (certainty bins, correctness bins), tick labels
+        ``xlabels``/``ylabels`` and ``unplaced`` (table rows without a decision or without numbers).
+    """
+    cor = np.array([_val(r.get("correctness")) for r in table], dtype=float)
+    cer = np.array([_val(r.get("certainty")) for r in table], dtype=float)
+    xi, xl = _bins(cor, bins)
+    yi, yl = _bins(cer, bins)
+    out = {k: np.zeros((len(yl), len(xl)), dtype=int) for k in ("van", "idk", "drop")}
+    unplaced = 0
+    for r, x, y in zip(table, xi, yi):
+        d = decisions.get(r.get("id"))
+        if d is None or x < 0 or y < 0:
+            unplaced += 1
+            continue
+        key = {"van": "van", "idk": "idk"}.get(d.get("label"), "drop")
+        out[key][y, x] += 1
+    return {**out, "xlabels": xl, "ylabels": yl, "unplaced": unplaced}
+
+
+def chessboard_png(table: Sequence[Mapping[str, Any]], decisions: Mapping[str, Mapping[str, Mapping[str, Any]]],
+                   methods: Sequence[str], bins: int = 10, certainty_name: str = "certainty") -> bytes | None:
+    """The CRaFT-style knowledge-state chessboard, one panel per method that has decisions.
+
+    Cells are coloured by the idk share among the labelled items in them (blue = all van, red = all idk), grey
+    when every item in the cell was dropped, white when empty; the number is the item count of the cell.
+
+    Args:
+        table: M0's knowledge-table rows.
+        decisions: ``{method: {id: decision}}``.
+        methods: display order.
+        bins: bins per axis.
+        certainty_name: y-axis label (the estimator's name).
+
+    Returns:
+        PNG bytes, or None when no method has decisions.
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+
+    shown = [m for m in methods if decisions.get(m)]
+    if not shown or not table:
+        return None
+    ncol = min(4, len(shown))
+    nrow = math.ceil(len(shown) / ncol)
+    fig = Figure(figsize=(3.9 * ncol + 0.9, 3.6 * nrow + 0.3), layout="constrained")
+    axes = fig.subplots(nrow, ncol, squeeze=False)
+    cmap = _cmap("coolwarm")
+    im = None
+    for k, ax in enumerate(axes.flat):
+        if k >= len(shown):
+            ax.set_axis_off()
+            continue
+        meth = shown[k]
+        c = chessboard_counts(table, decisions[meth], bins)
+        lab = c["van"] + c["idk"]
+        tot = lab + c["drop"]
+        share = np.where(lab > 0, c["idk"] / np.maximum(lab, 1), np.nan)
+        # background: white (empty) / grey (dropped only); labelled cells are drawn on top
+        bg = np.where(tot == 0, 0, np.where(lab == 0, 1, 0))
+        ny, nx = share.shape
+        ext = (-0.5, nx - 0.5, -0.5, ny - 0.5)
+        ax.imshow(bg, cmap=ListedColormap(["white", "0.75"]), vmin=0, vmax=1, origin="lower", extent=ext,
+                  aspect="auto")
+        im = ax.imshow(np.ma.masked_invalid(share), cmap=cmap, vmin=0, vmax=1, origin="lower", extent=ext,
+                       aspect="auto")
+        if nx * ny <= 144:
+            for (y, x), n in np.ndenumerate(tot):
+                if n:
+                    ax.text(x, y, str(n), ha="center", va="center", fontsize=6, color="0.1")
+        ax.set_xticks(range(nx), c["xlabels"], fontsize=6, rotation=90 if nx > 8 else 0)
+        ax.set_yticks(range(ny), c["ylabels"], fontsize=6)
+        ax.set_xticks(np.arange(-0.5, nx), minor=True)
+        ax.set_yticks(np.arange(-0.5, ny), minor=True)
+        ax.grid(which="minor", color="0.85", lw=0.4)
+        ax.tick_params(which="minor", length=0)
+        ax.set_title(f"{pretty(meth)}  (van {c['van'].sum()}, idk {c['idk'].sum()}, dropped {c['drop'].sum()})",
+                     fontsize=8)
+        if k % ncol == 0:
+            ax.set_ylabel(f"M0 {certainty_name}", fontsize=8)
+        if k // ncol == nrow - 1 or k + ncol >= len(shown):
+            ax.set_xlabel("M0 correctness", fontsize=8)
+    if im is not None:
+        cb = fig.colorbar(im, ax=axes, shrink=0.8, pad=0.01)
+        cb.set_label("idk share of labelled items (grey = dropped only)", fontsize=8)
+    return _png(fig)

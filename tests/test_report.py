@@ -1,0 +1,192 @@
+"""``rait report``: a synthetic run directory → report.md + self-contained report.html (and a Chromium render)."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from rait.cli import main
+from rait.errors import RaitError
+from rait.report import fmt_cell, load_run, make_report
+
+METHODS = ["init_basic", "van", "craft"]
+TESTS = ["triviaqa", "nq"]
+SEEDS = [0, 1]
+VERDICTS = ["correct", "wrong", "refuse"]
+
+
+def _ci(v: float, sd: float | None = 1.5) -> dict:
+    return {"value": v, "lo": v - 3.0, "hi": v + 3.5, "sd": sd}
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def make_run_dir(root: Path, n_items: int = 30, n_train: int = 60) -> Path:
+    """A run directory with the pipeline's layout: 3 methods, 2 test sets, 2 seeds, ~30 items per eval."""
+    rng = random.Random(0)
+    d = root / "run"
+    d.mkdir(parents=True)
+    (d / "run.json").write_text(json.dumps({
+        "name": "synthetic", "model": "tiny", "methods": METHODS, "tests": {"triviaqa": "builtin:facts", "nq": "x"},
+        "seeds": SEEDS, "config": {}}))
+    base = {"init_basic": (40.0, 35.0), "van": (42.0, 30.0), "craft": (38.0, 15.0)}
+    results = {m: {t: {"n": n_items, "seeds": SEEDS, "P_c": _ci(pc - 5 * j), "P_w": _ci(pw + 2 * j),
+                       "P_r": _ci(100 - pc - pw), "P_fail": _ci(0.0, None), "THS": _ci(pc - pw * 40 / 35),
+                       **({"AUROC": 0.71, "AP": 0.66} if m != "init_basic" else {}),
+                       **({"over_conservativeness": 0.1, "prudence": 0.4, "honesty": 0.65} if m == "craft" else {})}
+                   for j, t in enumerate(TESTS)} for m, (pc, pw) in base.items()}
+    reference = {t: {"P_c0": 40.0 - 5 * j, "P_w0": 35.0 + 2 * j} for j, t in enumerate(TESTS)}
+    (d / "results.json").write_text(json.dumps({"results": results, "reference": reference}))
+    table = [{"id": f"t{i}", "question": f"train question {i}?", "answers": ["a"], "correctness": rng.randint(0, 10) / 10,
+              "certainty": rng.uniform(0.2, 1.0), "certainty_method": "embedding"} for i in range(n_train)]
+    _write_jsonl(d / "probe" / "m0" / "table.jsonl", table)
+    for m in ("van", "craft"):
+        dec = []
+        for r in table:
+            if m == "van":
+                label = "van"
+            else:
+                label = "van" if r["correctness"] >= 0.7 else ("idk" if r["correctness"] <= 0.3 else None)
+            dec.append({"id": r["id"], "label": label, "reason": None if label else "dropped: middle_band"})
+        _write_jsonl(d / "build" / m / "decisions.jsonl", dec)
+    for m in METHODS:
+        for s in SEEDS:
+            for t in TESTS:
+                items = [{"id": f"t{i}" if i < 3 else f"{t}{i}", "question": f"Who wrote <b>book {i}</b>?",
+                          "gold": ["Author", "A. Author"], "output": "</script><script>alert(1)</script>" if i == 4
+                          else f"answer {i}", "verdict": rng.choice(VERDICTS), "confidence": -0.5, "topic": None}
+                         for i in range(n_items)]
+                _write_jsonl(d / "eval" / m / f"seed{s}" / t / "items.jsonl", items)
+    return d
+
+
+class _Checker(HTMLParser):
+    """Collects external resource references and tag balance of the non-void elements."""
+
+    VOID = {"meta", "link", "img", "input", "br", "hr"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.external: list[str] = []
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        for k, v in attrs:
+            if k in ("src", "href") and v and re.match(r"^\s*(https?:)?//", v):
+                self.external.append(v)
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unbalanced </{tag}> (open: {self.stack[-3:]})")
+        else:
+            self.stack.pop()
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    d = make_run_dir(tmp_path_factory.mktemp("report"))
+    assert main(["report", str(d)]) == 0
+    return d
+
+
+def test_report_files_and_markdown_table(report, capsys):
+    md, page = report / "report.md", report / "report.html"
+    assert md.exists() and page.exists()
+    assert (report / "report_plane.png").read_bytes()[:4] == b"\x89PNG"
+    assert (report / "report_knowledge.png").exists()
+    text = md.read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| method | triviaqa · P_c"))
+    for t in TESTS:
+        for k in ("P_c", "P_w", "P_r", "THS"):
+            assert f"{t} · {k}" in header
+    for name in ("Init-Basic", "Van-Tuning", "CRaFT"):
+        row = next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
+        assert row.count("] ± 1.5") == 8, row  # 2 tests × 4 metrics, CI and seed sd
+    assert "over_conservativeness" in text and "0.710" in text
+
+
+def test_report_html_self_contained(report):
+    page = (report / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert '<img class="fig" alt="P_c versus P_w' in page and 'src="data:image/png;base64,' in page
+    chk = _Checker()
+    chk.feed(page)
+    assert chk.external == [] and chk.errors == [] and chk.stack == []
+    assert "http://" not in page and "https://" not in page
+    m = re.search(r'<script type="application/json" id="items-data">(.*?)</script>', page, re.S)
+    data = json.loads(m.group(1))
+    assert len(data["combos"]) == len(METHODS) * len(SEEDS) * len(TESTS)
+    c = next(c for c in data["combos"] if c["method"] == "CRaFT")
+    assert c["n"] == 30 and len(c["items"]) == 30 and not c["truncated"]
+    labels = {it[0]: it[5] for it in c["items"]}
+    assert labels["triviaqa5"] == "—" and labels["t0"] in ("van", "idk", "dropped")
+    assert c["items"][4][3] == "</script><script>alert(1)</script>"  # embedded safely, decoded intact
+    assert page.count("<script") == 2  # the JSON block and the browser; no injected script
+
+
+def test_report_cap_and_out_dir(tmp_path):
+    d = make_run_dir(tmp_path)
+    md, page = make_report(d, out=tmp_path / "rep", max_items=5)
+    assert md.parent == tmp_path / "rep" and page.exists()
+    data = json.loads(re.search(r'id="items-data">(.*?)</script>', page.read_text(), re.S).group(1))
+    assert all(len(c["items"]) == 5 and c["truncated"] for c in data["combos"])
+
+
+def test_report_without_optional_parts(tmp_path):
+    d = make_run_dir(tmp_path)
+    shutil.rmtree(d / "probe"), shutil.rmtree(d / "build"), shutil.rmtree(d / "eval"), (d / "run.json").unlink()
+    md, page = make_report(d)
+    assert "chessboard omitted" in md.read_text()
+    assert load_run(d).methods == METHODS and '"combos":[]' in page.read_text()
+
+
+def test_missing_results_names_path(tmp_path, capsys):
+    with pytest.raises(RaitError, match=re.escape(str(tmp_path / "results.json"))):
+        make_report(tmp_path)
+    assert main(["report", str(tmp_path)]) == 2
+    assert "results.json" in capsys.readouterr().err
+
+
+def test_fmt_cell():
+    assert fmt_cell({"value": 10.0, "lo": 8.0, "hi": 12.0, "sd": float("nan")}) == "10.0 [8.0, 12.0]"
+    assert fmt_cell(None) == "—" and fmt_cell({"value": None}) == "—"
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def render_png(page: Path, png: Path, size: str = "1400,2400") -> str:
+    """Render ``page`` with headless Chromium to ``png``; returns Chromium's stderr (console log)."""
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", f"--screenshot={png}",
+             f"--window-size={size}", page.resolve().as_uri()],
+            capture_output=True, text=True, timeout=120)
+    return proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_report_renders_in_chromium(report, tmp_path):
+    png = tmp_path / "report.png"
+    log = render_png(report / "report.html", png)
+    assert png.exists() and png.stat().st_size > 10_000, log[-2000:]
+    bad = [line for line in log.splitlines() if "Uncaught" in line or "ERROR:CONSOLE" in line
+           or ("CONSOLE" in line and "error" in line.lower())]
+    assert not bad, bad
