@@ -65,9 +65,12 @@ def main(argv=None) -> int:
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from rait.models import load_model
 
     model, tok = load_model(args.model, dtype="float32", device="cpu")
@@ -89,10 +92,12 @@ def main(argv=None) -> int:
     t = time.time()
     mat = torch.cat([proj.matrix(n, lin[n].weight.numel()).to(pdt) for n in names])
     t_mat = time.time() - t
+    print(f"dense matrix {t_mat:.1f}s; timing the batched path", file=sys.stderr, flush=True)
     fz.features(convs[:2])  # warm-up (allocator, projection cache)
     t = time.time()
     fb = fz.features(convs)
     t_batched = time.time() - t
+    print(f"batched {t_batched:.1f}s; timing the batch-1 loop", file=sys.stderr, flush=True)
     loop_features(model, tok, convs[:1], names, params, mat, args.dtype)
     t = time.time()
     fl = loop_features(model, tok, convs, names, params, mat, args.dtype)
