@@ -78,6 +78,7 @@ def main() -> int:
     g_fast = [o[0].text.strip() for o in fast32.generate(prompts, 1, SamplingConfig(temperature=0.0,
                                                                                     max_new_tokens=args.max_new_tokens))]
     result["greedy_identical_fp32"] = sum(a == b for a, b in zip(g_naive, g_fast))
+    print(f"greedy identical (fp32): {result['greedy_identical_fp32']}/{len(items)}", flush=True)
 
     torch.manual_seed(0)
     t = time.perf_counter()
@@ -85,6 +86,7 @@ def main() -> int:
     dt = time.perf_counter() - t
     result["naive"] = {"seconds": round(dt, 2), "answers_per_s": round(len(answers) / dt, 2),
                        "tokens_per_s": round(toks / dt, 1)}
+    print(f"naive: {result['naive']}", flush=True)
     del fast32, model32
 
     dtype = resolve_dtype("auto")

@@ -227,10 +227,14 @@ def add_parser(sub: Any) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    prompts = getattr(args, "cfg__prompt", ["basic"])
-    prompts = prompts if isinstance(prompts, list) else [prompts]
-    args.cfg__prompt = prompts[0]
+    flag_prompts = getattr(args, "cfg__prompt", None)
+    if flag_prompts is not None:
+        args.cfg__prompt = flag_prompts[0]
     base = config_from_args(EvalConfig, args)
+    prompts = list(flag_prompts) if flag_prompts and len(flag_prompts) > 1 else [base.prompt]
+    from rait.data import load
+
+    load(base.data, limit=base.limit)  # bad data fails here, before a model is loaded
     order = sorted(prompts, key=lambda p: p != "basic")  # basic first: it is the reference
     backend = None
     rows = []

@@ -110,7 +110,7 @@ def build_messages(
             raise ValueError("chat few-shot is defined for open-ended QA only (MCQA uses plain-text 5-shot)")
         for q, a in OEQA_FEWSHOT[:fewshot]:
             msgs.append({"role": "user", "content": f"{OEQA_BASIC2}\nQuestion: {q}\nAnswer:"})
-            msgs.append({"role": "assistant", "content": a})
+            msgs.append({"role": "assistant", "content": a + "\n"})  # the papers' demos end with a newline
         msgs.append({"role": "user", "content": f"{OEQA_BASIC2}\nQuestion: {item.question}\nAnswer:"})
     else:
         msgs.append({"role": "user", "content": user_content(item, style)})

@@ -91,8 +91,6 @@ def test_rait_error_becomes_exit_2(tmp_path, tiny_model_dir, capsys):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="rait.evaluate._main builds the backend (loads the model) before the "
-                                       "dataset spec is checked, so a typo in --data costs a full model load")
 def test_bad_data_fails_before_loading_the_model(tmp_path, monkeypatch, capsys):
     import rait.generation
 

@@ -17,7 +17,7 @@ import torch
 
 from rait.cli import main
 from rait.errors import RaitError
-from rait.probe import ProbeConfig, chunk_path, mcqa_prompt, merge, parse_shard, probe
+from rait.probe import ProbeConfig, mcqa_prompt, merge, parse_shard, probe
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -106,19 +106,19 @@ def test_fewshot_layout():
     instr = "Answer the following question as simple as possible."
     assert msgs[1]["content"] == (
         f"{instr}\nQuestion: Who was President when the first Peanuts cartoon was published?\nAnswer:")
-    assert msgs[2]["content"] == "Harry Truman"
+    assert msgs[2]["content"] == "Harry Truman\n"
     assert msgs[3]["content"] == (
         f"{instr}\nQuestion: Which American-born Sinclair won the Nobel Prize for Literature in 1930?\nAnswer:")
-    assert msgs[4]["content"] == "Sinclair Lewis"
+    assert msgs[4]["content"] == "Sinclair Lewis\n"
     assert msgs[5]["content"] == f"{instr}\nQuestion: Where in England was Dame Judi Dench born?\nAnswer:"
-    assert msgs[6]["content"] == "York"
+    assert msgs[6]["content"] == "York\n"
     assert msgs[7]["content"] == f"{instr}\nQuestion: Who wrote Hamlet?\nAnswer:"
     assert [a for _, a in OEQA_FEWSHOT] == ["Harry Truman", "Sinclair Lewis", "York"]
 
 
 def test_fewshot_counts_and_mcqa_refused():
     one = build_messages(OE, fewshot=1, system_prompt=None)
-    assert len(one) == 3 and one[1]["content"] == "Harry Truman"
+    assert len(one) == 3 and one[1]["content"] == "Harry Truman\n"
     with pytest.raises(ValueError, match="open-ended"):
         build_messages(MC, fewshot=3)
 
@@ -141,8 +141,6 @@ def test_render_with_tiny_tokenizer():
     assert "Answer: <|im_end|>" in mc  # the trailing space survives the template
 
 
-@pytest.mark.xfail(strict=True, reason="method-spec §A3: each few-shot assistant turn is '{answer}\\n'; "
-                                       "rait.prompts.build_messages appends the answer without the newline")
 def test_fewshot_assistant_turns_end_with_newline_per_spec():
     msgs = build_messages(OE, fewshot=3)
     assert [m["content"] for m in msgs if m["role"] == "assistant"] == ["Harry Truman\n", "Sinclair Lewis\n", "York\n"]

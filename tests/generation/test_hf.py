@@ -77,7 +77,9 @@ def reference(loaded, backend):
 
 
 def _greedy(**kw):
-    return SamplingConfig(temperature=0.0, max_new_tokens=kw.pop("max_new_tokens", MAX_NEW), stop=kw.pop("stop", []), **kw)
+    kw.setdefault("max_new_tokens", MAX_NEW)
+    kw.setdefault("stop", [])
+    return SamplingConfig(temperature=0.0, **kw)
 
 
 def test_backend_registry(tiny_model_dir):
