@@ -1,0 +1,101 @@
+"""Run the speed benchmarks (probe, grads, train) one after another and write the speed section of
+``docs/benchmarks.md`` from their JSON results, with the machine description and date. Every figure in the
+table comes from the JSON files this run wrote.
+
+Usage::
+
+    python bench/run_all.py                 # all three, default sizes (~15-25 min on a 2-core CPU)
+    python bench/run_all.py --only probe    # one of probe, grads, train
+    python bench/run_all.py --render-only   # re-render docs from bench/results/*.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+DOC = HERE.parent / "docs" / "benchmarks.md"
+sys.path.insert(0, str(HERE))
+from _common import machine  # noqa: E402
+
+BENCHES = {
+    "probe": ["probe_speed.py", "--out", str(RESULTS / "probe_speed.json")],
+    "grads": ["grads_speed.py", "--n", "64", "--dim", "512", "--out", str(RESULTS / "grads_speed.json")],
+    "train": ["train_speed.py", "--json", str(RESULTS / "train_speed.json")],
+}
+START, END = "<!-- speed:start -->", "<!-- speed:end -->"
+
+
+def render() -> str:
+    """Markdown of the speed results found in bench/results/."""
+    lines = [START, "## Speed (measured by `python bench/run_all.py`)", ""]
+    m = json.loads((RESULTS / "machine.json").read_text()) if (RESULTS / "machine.json").exists() else machine()
+    lines += [f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, GPU: {m['gpu'] or 'none'}; "
+              f"measured {m['date']}.", "",
+              "| stage | naive baseline | rait | ratio | notes |", "| --- | --- | --- | --- | --- |"]
+    p = RESULTS / "probe_speed.json"
+    if p.exists():
+        r = json.loads(p.read_text())
+        lines.append(
+            f"| probe sampling ({r['n_questions']} TriviaQA q × k={r['k']}, ≤{r['max_new_tokens']} tok) | "
+            f"{r['naive']['answers_per_s']} answers/s (HF generate, fp32) | {r['rait_hf']['answers_per_s']} answers/s "
+            f"({r['rait_hf']['dtype']}) | **{r['speedup_answers_per_s']}×** | {r['rait_hf']['tokens_per_s']} tok/s, "
+            f"{r['rait_hf']['roofline_fraction']:.1%} of bf16 matmul roofline ({r['bf16_matmul_gflops']} GFLOP/s); "
+            f"greedy identical fp32: {r['greedy_identical_fp32']}/{r['n_questions']} |")
+    g = RESULTS / "grads_speed.json"
+    if g.exists():
+        r = json.loads(g.read_text())
+        lines.append(
+            f"| per-sample LoRA gradients ({r['n']} items, {r['lora_params']:,} LoRA dims → {r['dim']}) | "
+            f"{r['loop_samples_per_s']:.2f} samples/s (LESS-style batch-1 loop + dense projection) | "
+            f"{r['batched_samples_per_s']:.2f} samples/s (batched hooks, batch {r['batch_size']}) | "
+            f"**{r['speedup']:.1f}×** | features agree: min cosine {r['min_cosine']:.4f} |")
+    t = RESULTS / "train_speed.json"
+    if t.exists():
+        rs = {x["variant"]: x for x in json.loads(t.read_text())}
+        if "hf" in rs and "weighted" in rs:
+            ov = (rs["plain"]["samples_per_s"] / rs["weighted"]["samples_per_s"] - 1) * 100 if "plain" in rs else None
+            lines.append(
+                f"| SFT step (LoRA, short QA rows) | {rs['hf']['samples_per_s']:.2f} samples/s (stock HF Trainer loss) | "
+                f"{rs['weighted']['samples_per_s']:.2f} samples/s (weighted loss, trimmed logits) | "
+                f"**{rs['weighted']['samples_per_s'] / rs['hf']['samples_per_s']:.2f}×** | "
+                + (f"weighted vs plain overhead {ov:+.1f} %" if ov is not None else "") + " |")
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def write_doc() -> None:
+    """Insert or replace the speed section of docs/benchmarks.md."""
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
+    block = render()
+    if START in text and END in text:
+        text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    DOC.write_text(text)
+    print(f"wrote {DOC}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", choices=sorted(BENCHES), action="append")
+    ap.add_argument("--render-only", action="store_true")
+    args = ap.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if not args.render_only:
+        (RESULTS / "machine.json").write_text(json.dumps(machine(), indent=2) + "\n")
+        for name in args.only or list(BENCHES):
+            cmd = [sys.executable, str(HERE / BENCHES[name][0]), *BENCHES[name][1:]]
+            print("$", " ".join(cmd), flush=True)
+            subprocess.run(cmd, check=True)
+    write_doc()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
