@@ -92,6 +92,13 @@ def main() -> int:
     dtype = resolve_dtype("auto")
     model, tok = load_model(args.model, dtype=dtype)
     fast = HFBackend(model, tok, batch_size=args.batch_size)
+    if dtype != torch.float32:  # is the fast dtype safe as the default? compare its greedy answers with fp32
+        g_low = [o[0].text.strip() for o in fast.generate(prompts, 1, SamplingConfig(
+            temperature=0.0, max_new_tokens=args.max_new_tokens))]
+        result["greedy_identical_fp32_vs_" + str(dtype).replace("torch.", "")] = sum(
+            a == b for a, b in zip(g_fast, g_low))
+        print(f"greedy identical fp32 vs {dtype}: {sum(a == b for a, b in zip(g_fast, g_low))}/{len(items)}",
+              flush=True)
     s = SamplingConfig(temperature=args.temperature, max_new_tokens=args.max_new_tokens, stop=["\n"])
     t = time.perf_counter()
     outs = fast.generate(prompts, args.k, s, seed=0)
