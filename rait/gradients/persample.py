@@ -190,12 +190,21 @@ class GradFeaturizer:
         dtype: ``bfloat16`` runs the forward/backward under bf16 autocast; ``float32`` is exact.
         batch_size: rows per forward/backward.
         max_length: token limit per row.
+        attn_implementation: attention kernel for the forward/backward: ``auto`` = eager on CPU (faster backward
+            for short rows), the model's own elsewhere; None keeps the model's.
     """
 
     def __init__(self, model: Any, tokenizer: Any, projector: Any, optimizer_state: dict | None = None,
                  betas=(0.9, 0.999), eps: float = 1e-8, dtype: str = "bfloat16", batch_size: int = 16,
-                 max_length: int = 2048):
+                 max_length: int = 2048, attn_implementation: str | None = "auto"):
         self.model, self.tok, self.projector = model.eval(), tokenizer, projector
+        if attn_implementation == "auto":
+            # On CPU, SDPA's flash-attention backward costs ~25 % of a batch of short QA rows; eager attention
+            # (bmm + softmax) is faster there (measured: 9.8 s -> 7.9 s for 64 rows of SmolLM2-135M).
+            attn_implementation = "eager" if next(model.parameters()).device.type == "cpu" else None
+        if attn_implementation:
+            base = model.get_base_model() if hasattr(model, "get_base_model") else model
+            base.set_attn_implementation(attn_implementation)
         self.linears = lora_linears(model)
         self.params = [lin.weight for lin in self.linears.values()]
         for p in self.params:
