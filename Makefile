@@ -26,7 +26,7 @@ test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
 demo: setup
-	$(BIN)/rait eval --model default --data builtin:facts --prompt basic refuse --out runs/demo-eval
+	$(BIN)/rait run configs/demo.yaml
 
 bench: setup
 	$(BIN)/python bench/run_all.py

@@ -337,10 +337,10 @@ def run(config: str | Path, overrides: list[str] = (), dry_run: bool = False) ->
     if dry_run:
         return plan
     if cfg.report:
-        from rait.report import write_report
+        from rait.report import make_report
 
-        paths = write_report(plan.root)
-        print(f"report: {paths}")
+        md, html = make_report(plan.root)
+        print(f"report: {md} and {html}")
     print(summary_table(plan))
     print(f"total {time.time() - t0:.1f} s; stage times: {json.dumps(stage_times(plan))}")
     return plan
