@@ -102,10 +102,24 @@ def load_run(run_dir: str | Path) -> Run:
     if tpath.exists():
         run.table = read_jsonl(tpath)
     for m in methods:
-        p = d / "build" / m / "decisions.jsonl"
-        if p.exists():
-            run.decisions[m] = {r.get("id"): r for r in read_jsonl(p)}
+        dec = _decisions(d / "build" / m, run.table)
+        if dec:
+            run.decisions[m] = dec
     return run
+
+
+def _decisions(bdir: Path, table: list[dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """``{id: decision}`` from ``decisions.jsonl``; when that is absent or empty (a method that records none),
+    rebuilt from ``train.jsonl`` labels, with the table ids missing from it counted as dropped."""
+    p = bdir / "decisions.jsonl"
+    dec = {r.get("id"): r for r in read_jsonl(p)} if p.exists() else {}
+    if dec or not (bdir / "train.jsonl").exists():
+        return dec
+    for r in read_jsonl(bdir / "train.jsonl"):
+        dec.setdefault(r.get("id"), {"id": r.get("id"), "label": r.get("label"), "reason": "in train.jsonl"})
+    for r in table or []:
+        dec.setdefault(r.get("id"), {"id": r.get("id"), "label": None, "reason": "not in train.jsonl"})
+    return dec
 
 
 def fmt_cell(m: Any, with_sd: bool = True) -> str:
@@ -132,6 +146,13 @@ def pretty(m: str) -> str:
     from rait.report_plots import pretty as p
 
     return p(m)
+
+
+def _cell_pair(m: Any) -> tuple[str, str]:
+    """``(value, "[lo, hi] ± sd")`` for the HTML table (value on top, CI below)."""
+    full = fmt_cell(m)
+    v, _, rest = full.partition(" ")
+    return v, rest
 
 
 def main_table(run: Run) -> tuple[list[str], list[list[str]]]:
@@ -284,10 +305,14 @@ def make_report(run_dir: str | Path, out: str | Path | None = None, max_items: i
          f'<p class="meta">{html.escape(" · ".join(x.replace("`", "") for x in meta))}</p>',
          "<h2>Methods × test sets</h2>", f'<p class="note">{html.escape(_seed_note(run).replace("`", ""))}</p>',
          table_html([[("method", 1)] + [(t, len(MAIN_METRICS)) for t in run.tests],
-                     [("", 1)] + [(k, 1) for _ in run.tests for k in MAIN_METRICS]], rows)]
+                     [("", 1)] + [(k, 1) for _ in run.tests for k in MAIN_METRICS]],
+                    [[pretty(m)] + [_cell_pair((run.results.get(m, {}).get(t) or {}).get(k))
+                                    for t in run.tests for k in MAIN_METRICS] for m in run.methods])]
     if extra:
+        groups = [(t, sum(c[0] == t for c in extra[0])) for t in dict.fromkeys(c[0] for c in extra[0])]
         h += ["<h2>Calibration and honesty</h2>",
-              table_html([[("method", 1)] + [(f"{t} · {k}", 1) for t, k in extra[0]]], extra[1])]
+              table_html([[("method", 1)] + groups, [("", 1)] + [(k.replace("_", " "), 1) for _, k in extra[0]]],
+                         extra[1])]
     h += ["<h2>Reference points (THS)</h2>",
           table_html([[("test", 1), ("P_c0", 1), ("P_w0", 1), ("spec", 1)]], _ref_rows(run))]
     if dec_rows:

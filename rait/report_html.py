@@ -25,6 +25,7 @@ table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
 th,td{border:1px solid #ccc;padding:3px 7px;vertical-align:top}
 th{background:#f3f3f3}td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 tr.ref td{background:#fafafa;font-style:italic}
+.scroll{overflow-x:auto}.ci{color:#666;font-size:.85em}
 img.fig{max-width:100%;height:auto;border:1px solid #eee}
 .note{color:#666;font-size:.85em}
 #controls{margin:.5em 0;display:flex;gap:14px;flex-wrap:wrap;align-items:center}
@@ -98,20 +99,27 @@ def embed_json(obj: Any) -> str:
     return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def table_html(head: Sequence[Sequence[tuple[str, int]]], rows: Sequence[Sequence[str]],
+def _cell(c: str | tuple[str, str]) -> str:
+    if isinstance(c, tuple):  # (value, detail): the detail goes on a second, smaller line
+        return f'{html.escape(c[0])}<br><span class="ci">{html.escape(c[1])}</span>' if c[1] else html.escape(c[0])
+    return html.escape(c)
+
+
+def table_html(head: Sequence[Sequence[tuple[str, int]]], rows: Sequence[Sequence[str | tuple[str, str]]],
                num_from: int = 1, row_classes: Sequence[str] | None = None) -> str:
-    """An HTML table: ``head`` is a list of header rows of ``(text, colspan)``; cells are escaped here."""
-    out = ["<table>", "<thead>"]
+    """An HTML table: ``head`` is a list of header rows of ``(text, colspan)``; a cell is a string or a
+    ``(value, detail)`` pair; everything is escaped here."""
+    out = ['<div class="scroll"><table>', "<thead>"]
     for hr in head:
         out.append("<tr>" + "".join(f'<th colspan="{span}">{html.escape(t)}</th>' if span > 1
                                     else f"<th>{html.escape(t)}</th>" for t, span in hr) + "</tr>")
     out.append("</thead><tbody>")
     for i, r in enumerate(rows):
         cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
-        cells = "".join(f'<td class="num">{html.escape(c)}</td>' if j >= num_from else f"<td>{html.escape(c)}</td>"
+        cells = "".join(f'<td class="num">{_cell(c)}</td>' if j >= num_from else f"<td>{_cell(c)}</td>"
                         for j, c in enumerate(r))
         out.append(f"<tr{cls}>{cells}</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "\n".join(out)
 
 

@@ -71,8 +71,8 @@ def _plane_axes(ax: Any, test: str, methods: Sequence[str], results: Mapping[str
     ys = [float(np.fmax(_val(m.get("P_c"), "hi"), c)) for _, _, c, m in pts] + ([c0] if not math.isnan(c0) else [])
     xmax = min(100.0, max(xs + [5.0]) * 1.15 + 1)
     ymax = min(100.0, max(ys + [5.0]) * 1.15 + 1)
-    ax.set_xlim(0, xmax)
-    ax.set_ylim(0, ymax)
+    ax.set_xlim(-0.02 * xmax, xmax)  # a margin so points on an axis stay visible
+    ax.set_ylim(-0.02 * ymax, ymax)
     # THS iso-lines: THS = P_c − P_w·P_c0/P_w0 = t  ⇔  P_c = t + slope·P_w with slope = P_c0/P_w0.
     if w0 > 0 and not math.isnan(c0):
         slope = c0 / w0
@@ -89,6 +89,7 @@ def _plane_axes(ax: Any, test: str, methods: Sequence[str], results: Mapping[str
                             color="0.35", ha="right", va="top", rotation=0, zorder=2)
         ax.plot([w0], [c0], marker="*", ms=14, color="black", zorder=5, label="reference (Init-Basic)",
                 ls="none")
+    placed: list[tuple[float, float]] = []
     for meth, pw, pc, m in pts:
         xerr = [[max(0.0, pw - _val(m["P_w"], "lo"))], [max(0.0, _val(m["P_w"], "hi") - pw)]] \
             if isinstance(m.get("P_w"), Mapping) and not math.isnan(_val(m["P_w"], "lo")) else None
@@ -96,7 +97,10 @@ def _plane_axes(ax: Any, test: str, methods: Sequence[str], results: Mapping[str
             if isinstance(m.get("P_c"), Mapping) and not math.isnan(_val(m["P_c"], "lo")) else None
         ax.errorbar([pw], [pc], xerr=xerr, yerr=yerr, fmt="o", ms=6, capsize=3, color=colors[meth], zorder=4,
                     label=pretty(meth))
-        ax.annotate(pretty(meth), (pw, pc), xytext=(5, 4), textcoords="offset points", fontsize=8,
+        # stack the labels of (nearly) coincident points instead of printing them on top of each other
+        near = sum(abs(pw - x) < 0.04 * xmax and abs(pc - y) < 0.04 * ymax for x, y in placed)
+        placed.append((pw, pc))
+        ax.annotate(pretty(meth), (pw, pc), xytext=(5, 4 - 10 * near), textcoords="offset points", fontsize=8,
                     color=colors[meth], zorder=6)
     ax.set_title(test)
     ax.set_xlabel("P_w  (% wrong)")
@@ -229,8 +233,9 @@ def chessboard_png(table: Sequence[Mapping[str, Any]], decisions: Mapping[str, M
                        aspect="auto")
         if nx * ny <= 144:
             for (y, x), n in np.ndenumerate(tot):
-                if n:
-                    ax.text(x, y, str(n), ha="center", va="center", fontsize=6, color="0.1")
+                if n:  # white digits on saturated cells
+                    dark = not np.isnan(share[y, x]) and abs(share[y, x] - 0.5) > 0.3
+                    ax.text(x, y, str(n), ha="center", va="center", fontsize=6, color="white" if dark else "0.1")
         ax.set_xticks(range(nx), c["xlabels"], fontsize=6, rotation=90 if nx > 8 else 0)
         ax.set_yticks(range(ny), c["ylabels"], fontsize=6)
         ax.set_xticks(np.arange(-0.5, nx), minor=True)

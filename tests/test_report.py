@@ -154,6 +154,15 @@ def test_report_without_optional_parts(tmp_path):
     assert load_run(d).methods == METHODS and '"combos":[]' in page.read_text()
 
 
+def test_decisions_fall_back_to_train_jsonl(tmp_path):
+    d = make_run_dir(tmp_path)
+    (d / "build" / "craft" / "decisions.jsonl").write_text("")  # a method that records no decisions
+    _write_jsonl(d / "build" / "craft" / "train.jsonl", [{"id": "t0", "label": "idk"}, {"id": "t1", "label": "van"}])
+    dec = load_run(d).decisions["craft"]
+    assert dec["t0"]["label"] == "idk" and dec["t1"]["label"] == "van" and dec["t5"]["label"] is None
+    assert len(dec) == 60
+
+
 def test_missing_results_names_path(tmp_path, capsys):
     with pytest.raises(RaitError, match=re.escape(str(tmp_path / "results.json"))):
         make_report(tmp_path)
@@ -169,16 +178,18 @@ def test_fmt_cell():
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def render_png(page: Path, png: Path, size: str = "1400,2400") -> str:
-    """Render ``page`` with headless Chromium to ``png``; returns Chromium's stderr (console log)."""
+def _chromium(page: Path, *flags: str) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run(
+        return subprocess.run(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", f"--screenshot={png}",
-             f"--window-size={size}", page.resolve().as_uri()],
+             f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *flags, page.resolve().as_uri()],
             capture_output=True, text=True, timeout=120)
-    return proc.stderr
+
+
+def render_png(page: Path, png: Path, size: str = "1400,2400") -> str:
+    """Render ``page`` with headless Chromium to ``png``; returns Chromium's stderr (console log)."""
+    return _chromium(page, f"--screenshot={png}", f"--window-size={size}").stderr
 
 
 @pytest.mark.slow
@@ -190,3 +201,21 @@ def test_report_renders_in_chromium(report, tmp_path):
     # the page logs nothing, so any console line (console.error is logged as INFO:CONSOLE) is a failure
     bad = [line for line in log.splitlines() if "Uncaught" in line or ":CONSOLE" in line]
     assert not bad, bad
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_item_browser_filters_in_chromium(report, tmp_path):
+    """Pick the last combination (CRaFT) and hide 'correct': the DOM shows only other verdicts, with labels."""
+    page = (report / "report.html").read_text()
+    driver = ("<script>var s=document.getElementById('combo');s.value=String(s.options.length-1);"
+              "s.dispatchEvent(new Event('change'));var b=document.querySelector('input.vf[value=correct]');"
+              "b.checked=false;b.dispatchEvent(new Event('change'));</script></body>")
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", driver))
+    dom = _chromium(probe, "--dump-dom").stdout
+    body = dom.split('<table id="items">', 1)[1].split("</table>", 1)[0]
+    verdicts = re.findall(r'<td class="v-(\w+)">', body)
+    assert verdicts and "correct" not in verdicts
+    assert re.search(r'<td class="l-(van|idk|dropped)">', body)  # t0..t2 are in CRaFT's training pool
+    assert "CRaFT / seed 1 / nq" in dom

@@ -235,5 +235,30 @@ def build(table: list[dict[str, Any]], cfg: GraitConfig) -> tuple[list[dict[str,
         "greedy_order": [ids[i] for i in g],
         "grads": {"dir": str(cfg.grads_dir), "dim": index.get("dim"), "projection": index.get("projection")},
         "seed": cfg.seed,
+        "decisions": _decisions(ids, cor, ik, idk, v, g, sel, s, w),
     }
     return rows, summary
+
+
+def _decisions(ids, cor, ik, idk, v, g, sel, s, w) -> dict[str, dict[str, Any]]:
+    """Per-id record for ``rait build --explain``: pool, greedy score S, greedy rank, label, weight, reason."""
+    pool = {i: "ik" for i in ik} | {i: "idk" for i in idk}
+    score = {i: float(s[k]) for k, i in enumerate(idk)}
+    g_rank = {i: r for r, i in enumerate(g)}
+    v_rank = {i: r for r, i in enumerate(v)}
+    weight = {i: float(wi) for i, wi in zip(sel, w)}
+    out = {}
+    for i, item_id in enumerate(ids):
+        rec: dict[str, Any] = {"id": item_id, "index": i, "correctness": float(cor[i]), "pool": pool.get(i, "neither"),
+                               "S": score.get(i), "greedy_rank": g_rank.get(i), "label": None, "weight": None}
+        if i in v_rank:
+            rec.update(label="van", weight=1.0, reason=f"selected as van: rank {v_rank[i]} of IK by correctness")
+        elif i in weight:
+            rec.update(label="idk", weight=weight[i], reason="selected as idk" + (
+                f": greedy pick {g_rank[i]}" if i in g_rank else ": among the lowest-S non-greedy IDK rows (as released)"))
+        elif i in pool:
+            rec["reason"] = "dropped: over quota" if pool[i] == "ik" else "dropped: not selected by the greedy pass"
+        else:
+            rec["reason"] = "dropped: middle band (neither IK nor IDK)"
+        out[str(item_id)] = rec
+    return out
