@@ -241,7 +241,7 @@ def build(table: list[dict[str, Any]], cfg: GraitConfig) -> tuple[list[dict[str,
 
 
 def _decisions(ids, cor, ik, idk, v, g, sel, s, w) -> dict[str, dict[str, Any]]:
-    """Per-id record for ``rait build --explain``: pool, greedy score S, greedy rank, label, weight, reason."""
+    """Per-id record for ``rait build --explain``: pool, final greedy score S, greedy rank, label, weight, reason."""
     pool = {i: "ik" for i in ik} | {i: "idk" for i in idk}
     score = {i: float(s[k]) for k, i in enumerate(idk)}
     g_rank = {i: r for r, i in enumerate(g)}

@@ -113,3 +113,17 @@ def test_registered_and_config_validation():
         GraitConfig(weight_sign=2)
     with pytest.raises(ConfigError):
         GraitConfig(temperature=0)
+
+
+def test_decisions_explain_every_item(grads_dir):
+    _, summary = build(table(), GraitConfig(grads_dir=str(grads_dir), n_van=2, n_idk=2))
+    d = summary["decisions"]
+    assert set(d) == {f"q{i}" for i in range(8)}
+    assert d["q0"]["label"] == "van" and d["q2"]["reason"] == "dropped: over quota"
+    assert d["q3"]["pool"] == "neither" and d["q3"]["label"] is None
+    assert d["q5"]["label"] == "idk" and d["q5"]["greedy_rank"] == 0 and d["q5"]["S"] == pytest.approx(0.5 + 1.0 + 0.2)  # final S after both greedy updates
+    assert d["q6"]["reason"] == "dropped: not selected by the greedy pass"
+    from rait.build import explain
+
+    text = explain(d, {k: v for k, v in summary.items() if k != "decisions"}, "q7")
+    assert "greedy pick 1" in text and "pool=idk" in text
