@@ -363,3 +363,27 @@ def test_sampling_config_validation():
         SamplingConfig(top_p=0)
     with pytest.raises(ConfigError):
         SamplingConfig(max_new_tokens=0)
+
+
+def test_vllm_backend_without_vllm_is_a_clear_error(tiny_model_dir):
+    import importlib.util
+
+    from rait.errors import RaitError
+    from rait.generation import get_backend
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed")
+    with pytest.raises(RaitError, match="vllm extra"):
+        get_backend("vllm", str(tiny_model_dir))
+
+
+@pytest.mark.vllm
+def test_vllm_greedy_matches_hf(tiny_model_dir):
+    """Backends agree on greedy outputs (run with -m vllm on a machine with vllm)."""
+    from rait.generation import get_backend
+
+    prompts = ["<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"]
+    s = SamplingConfig(temperature=0.0, max_new_tokens=8, stop=[])
+    hf = get_backend("hf", str(tiny_model_dir), dtype="float32").generate(prompts, 1, s)
+    vl = get_backend("vllm", str(tiny_model_dir), dtype="float32").generate(prompts, 1, s)
+    assert hf[0][0].text == vl[0][0].text
