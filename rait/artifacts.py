@@ -44,11 +44,19 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
     atomic_write_text(path, "".join(dumps_row(r) + "\n" for r in rows))
 
 
-def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line number, row)``; a malformed line raises DataError naming file and line."""
+def iter_jsonl(path: str | Path, what: str = "file") -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line number, row)`` of the JSON objects of a JSONL file (blank lines skipped).
+
+    Args:
+        path: the file.
+        what: what the file is, for the not-found message (e.g. ``knowledge table``).
+
+    Raises:
+        DataError: naming the file (and line) when it is missing, a line is malformed or not an object.
+    """
     path = Path(path)
     if not path.exists():
-        raise DataError(path, None, "file not found")
+        raise DataError(path, None, f"{what} not found")
     with path.open(encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -56,9 +64,9 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(path, n, f"malformed JSON ({e.msg})") from None
+                raise DataError(path, n, f"malformed JSON ({e.msg} at column {e.colno})") from None
             if not isinstance(row, dict):
-                raise DataError(path, n, "expected a JSON object")
+                raise DataError(path, n, f"expected a JSON object, got {type(row).__name__}")
             yield n, row
 
 

@@ -50,29 +50,18 @@ REHEARSED_COLUMNS = ("correctness_rehearsed", "certainty_rehearsed", "flow")
 # ------------------------------------------------------------------------------------------------------ input
 def read_table(path: str | Path) -> tuple[list[dict[str, Any]], list[int]]:
     """Rows of a JSONL knowledge table and their 1-based line numbers; DataError ``file:line`` on bad lines."""
+    from rait.artifacts import iter_jsonl
+
     path = Path(path)
     rows, lines, seen = [], [], {}
-    try:
-        fh = path.open(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(path, None, "knowledge table not found") from None
-    with fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(path, n, f"malformed JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(path, n, f"expected a JSON object, got {type(row).__name__}")
-            if row.get("id") is None:
-                raise DataError(path, n, "missing field 'id'")
-            if row["id"] in seen:
-                raise DataError(path, n, f"duplicate id {row['id']!r} (first on line {seen[row['id']]})")
-            seen[row["id"]] = n
-            rows.append(row)
-            lines.append(n)
+    for n, row in iter_jsonl(path, "knowledge table"):
+        if row.get("id") is None:
+            raise DataError(path, n, "missing field 'id'")
+        if row["id"] in seen:
+            raise DataError(path, n, f"duplicate id {row['id']!r} (first on line {seen[row['id']]})")
+        seen[row["id"]] = n
+        rows.append(row)
+        lines.append(n)
     if not rows:
         raise DataError(path, None, "the knowledge table is empty")
     return rows, lines

@@ -146,8 +146,8 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] = ()) -> T:
-    """Load a config dataclass from a YAML file, then apply ``key.sub=value`` overrides."""
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML file; ConfigError naming the file (and line) otherwise."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -159,7 +159,12 @@ def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] = ()) -> 
         raise ConfigError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    cfg = from_dict(cls, data, where=str(path))
+    return data
+
+
+def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] = ()) -> T:
+    """Load a config dataclass from a YAML file, then apply ``key.sub=value`` overrides."""
+    cfg = from_dict(cls, read_yaml(path), where=str(path))
     return apply_overrides(cfg, overrides)
 
 
@@ -226,17 +231,8 @@ def config_from_args(cls: type[T], args: Any) -> T:
     data: dict[str, Any] = {}
     where = cls.__name__
     if getattr(args, "config", None):
-        path = Path(args.config)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            raise ConfigError(f"{path}{f' line {mark.line + 1}' if mark else ''}: invalid YAML") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
-        where = str(path)
+        data = read_yaml(args.config)
+        where = str(args.config)
     for k, v in vars(args).items():
         if k.startswith("cfg__"):
             data[k[5:]] = v

@@ -119,19 +119,11 @@ def training_row(row: dict[str, Any]) -> dict[str, Any]:
 
 def read_table(path: str | Path) -> list[dict[str, Any]]:
     """Read a knowledge table; errors name file and line."""
+    from rait.artifacts import iter_jsonl
+
     rows = []
-    try:
-        lines = Path(path).read_text().splitlines()
-    except FileNotFoundError:
-        raise DataError(path, None, "knowledge table not found") from None
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(path, i, f"invalid JSON ({e.msg})") from None
-        if not isinstance(row, dict) or "id" not in row or "question" not in row:
+    for i, row in iter_jsonl(path, "knowledge table"):
+        if "id" not in row or "question" not in row:
             raise DataError(path, i, "expected a table row with 'id' and 'question'")
         if _kind(row) == "oeqa" and not row.get("answers"):
             raise DataError(path, i, "OEQA row without 'answers'")

@@ -97,19 +97,11 @@ class TrainConfig:
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
     """Read a training JSONL; errors name file and line."""
+    from rait.artifacts import iter_jsonl
+
     rows = []
-    try:
-        lines = Path(path).read_text().splitlines()
-    except FileNotFoundError:
-        raise DataError(path, None, "training file not found") from None
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(path, i, f"invalid JSON ({e.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
+    for i, row in iter_jsonl(path, "training file"):
+        if not isinstance(row.get("messages"), list):
             raise DataError(path, i, "missing field 'messages' (a list of {role, content})")
         w = row.get("weight", 1.0)
         if w is not None and (not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0):

@@ -44,21 +44,14 @@ LABELSETS = ("van", "idk")
 
 def read_table(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a knowledge table (JSONL); errors name the file and line."""
+    from rait.artifacts import iter_jsonl
+
     path, rows = Path(path), []
-    if not path.exists():
-        raise DataError(path, None, "knowledge table not found")
-    with path.open() as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(path, i, f"invalid JSON ({e.msg})") from None
-            for key in ("id", "question", "correctness"):
-                if key not in row:
-                    raise DataError(path, i, f"missing field {key!r}")
-            rows.append(row)
+    for i, row in iter_jsonl(path, "knowledge table"):
+        for key in ("id", "question", "correctness"):
+            if key not in row:
+                raise DataError(path, i, f"missing field {key!r}")
+        rows.append(row)
     ids = [r["id"] for r in rows]
     if len(set(ids)) != len(ids):
         raise DataError(path, None, "duplicate ids in the knowledge table")
