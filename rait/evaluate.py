@@ -45,7 +45,7 @@ class EvalConfig:
     system_prompt: str | None = option("", "system message ('' = empty; null = template default)")
     max_new_tokens: int = option(32, "max new tokens per answer")
     stop: list[str] = option(["\n"], "stop strings")
-    batch_size: int = option(32, "prompts per batch")
+    batch_size: int = option(128, "prompts per batch (greedy: 128 is 1.75x faster than 32 on the 2-core CPU)")
     match: str = option("contains", "answer matching rule", choices=("contains", "contains_norm", "exact"))
     refusal: str = option("lenient", "refusal detection (strict = the papers' substring)", choices=("lenient", "strict"))
     mcqa_lenient_parse: bool = option(True, "MCQA: fall back to the first option letter anywhere (papers' parser)")
