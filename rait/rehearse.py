@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rait.config import ConfigError, apply_overrides, check_choices, help_lines, load_yaml, option, to_dict
+from rait.config import ConfigError, check_choices, help_lines, option, to_dict
 from rait.data.schema import QAItem
 from rait.errors import DataError, RaitError
 from rait.prompts import build_messages
@@ -178,11 +178,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    sets = list(args.set or [])
-    cfg = load_yaml(RehearseConfig, args.config, sets) if args.config else apply_overrides(RehearseConfig(), sets)
-    flags = [f"{k}={v}" for k, v in (("table", args.table), ("model", args.model), ("out", args.out)) if v]
-    cfg = apply_overrides(cfg, flags)
-    final = rehearse(cfg)
+    from rait.train import config_from_args
+
+    final = rehearse(config_from_args(args, RehearseConfig, ("table", "model", "out")))
     import os
 
     if int(os.environ.get("RANK", "0")) == 0:

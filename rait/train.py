@@ -349,12 +349,12 @@ def _save(trainer: Any, model: Any, tokenizer: Any, cfg: TrainConfig, out: Path)
     return final
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """TrainConfig from ``--config``/``--set`` then the explicit flags."""
+def config_from_args(args: argparse.Namespace, cls: type = None, flags: Sequence[str] = ("data", "model", "out")):
+    """A stage config from ``--config``/``--set`` then the explicit path flags (``TrainConfig`` by default)."""
+    cls = cls or TrainConfig
     sets = list(args.set or [])
-    cfg = load_yaml(TrainConfig, args.config, sets) if args.config else apply_overrides(TrainConfig(), sets)
-    flags = [f"{k}={v}" for k, v in (("data", args.data), ("model", args.model), ("out", args.out)) if v]
-    return apply_overrides(cfg, flags)
+    cfg = load_yaml(cls, args.config, sets) if args.config else apply_overrides(cls(), sets)
+    return apply_overrides(cfg, [f"{k}={getattr(args, k)}" for k in flags if getattr(args, k, None)])
 
 
 def add_common_args(p: argparse.ArgumentParser) -> None:

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from rait.cli import main
 from rait.errors import RaitError
@@ -27,13 +26,6 @@ ANSWERS = {
     "q3": Completion("Milan", 1, "stop", [-2.0]),
 }
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

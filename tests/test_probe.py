@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 
 from rait.cli import main
 from rait.errors import RaitError
@@ -41,14 +40,6 @@ MCQA = [
     ("Pick E.", ["a", "b", "c", "d", "e"], "E", "misc"),
 ]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny matmuls: one intra-op thread is much faster on shared cores, and subprocesses use the same."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _write(path: Path, rows: list[dict]) -> Path:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from rait.errors import RaitError
 from rait.gradients import store
