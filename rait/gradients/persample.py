@@ -190,21 +190,24 @@ class GradFeaturizer:
         dtype: ``bfloat16`` runs the forward/backward under bf16 autocast; ``float32`` is exact.
         batch_size: rows per forward/backward.
         max_length: token limit per row.
-        attn_implementation: attention kernel for the forward/backward: ``auto`` = eager on CPU (faster backward
-            for short rows), the model's own elsewhere; None keeps the model's.
+        attn_implementation: attention kernel for the forward/backward: ``auto`` = eager on CPU for batches of
+            rows up to 256 tokens (SDPA's flash-attention backward costs ~25 % of a batch of short QA rows there:
+            9.8 s -> 7.9 s for 64 rows of SmolLM2-135M), the model's own kernel otherwise (eager attention keeps
+            O(T^2) probabilities for the backward: 16 MMLU rows of ~600 tokens needed 22 GB); None keeps the model's.
+        max_batch_tokens: cap on rows x longest row per batch; activation memory is ≈1.5 MB per token for the
+            135M model, so 2,048 keeps a batch near 3 GB (short QA rows still fill batch_size).
     """
 
     def __init__(self, model: Any, tokenizer: Any, projector: Any, optimizer_state: dict | None = None,
                  betas=(0.9, 0.999), eps: float = 1e-8, dtype: str = "bfloat16", batch_size: int = 16,
-                 max_length: int = 2048, attn_implementation: str | None = "auto"):
+                 max_length: int = 2048, attn_implementation: str | None = "auto", max_batch_tokens: int = 2048):
         self.model, self.tok, self.projector = model.eval(), tokenizer, projector
-        if attn_implementation == "auto":
-            # On CPU, SDPA's flash-attention backward costs ~25 % of a batch of short QA rows; eager attention
-            # (bmm + softmax) is faster there (measured: 9.8 s -> 7.9 s for 64 rows of SmolLM2-135M).
-            attn_implementation = "eager" if next(model.parameters()).device.type == "cpu" else None
-        if attn_implementation:
-            base = model.get_base_model() if hasattr(model, "get_base_model") else model
-            base.set_attn_implementation(attn_implementation)
+        self._base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self._own_attn = getattr(self._base.config, "_attn_implementation", None) or "sdpa"
+        self.attn = attn_implementation
+        self.max_batch_tokens = max_batch_tokens
+        if attn_implementation not in ("auto", None):
+            self._base.set_attn_implementation(attn_implementation)
         self.linears = lora_linears(model)
         self.params = [lin.weight for lin in self.linears.values()]
         for p in self.params:
@@ -265,7 +268,18 @@ class GradFeaturizer:
         enc = [encode(self.tok, c, self.max_length) for c in conversations]
         out = np.zeros((len(enc), self.projector.dim), dtype=np.float32)
         order = sorted(range(len(enc)), key=lambda i: len(enc[i][0]))  # length-sorted batches: less padding
-        for s in range(0, len(order), self.batch_size):
-            idx = order[s: s + self.batch_size]
+        batches, cur = [], []
+        for i in order:  # at most batch_size rows and max_batch_tokens padded tokens per batch
+            if cur and (len(cur) == self.batch_size or (len(cur) + 1) * len(enc[i][0]) > self.max_batch_tokens):
+                batches.append(cur)
+                cur = []
+            cur.append(i)
+        if cur:
+            batches.append(cur)
+        for idx in batches:
+            if self.attn == "auto":
+                longest = max(len(enc[i][0]) for i in idx)
+                cpu = self.device.type == "cpu"
+                self._base.set_attn_implementation("eager" if cpu and longest <= 256 else self._own_attn)
             out[idx] = self._features(self.per_sample_grads([enc[i] for i in idx])).cpu().numpy()
         return out

@@ -91,6 +91,16 @@ def test_batch_size_invariance(lora_model):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * np.abs(a).max())
 
 
+def test_token_budget_and_attention_choice_do_not_change_features(lora_model):
+    """Batches capped by padded tokens, eager vs the model's own attention: same features."""
+    model, tok = lora_model
+    proj = Projector(64, dtype=torch.float32)
+    a = GradFeaturizer(model, tok, proj, dtype="float32", batch_size=5, max_batch_tokens=10_000).features(CONVS)
+    b = GradFeaturizer(model, tok, proj, dtype="float32", batch_size=5, max_batch_tokens=40,
+                       attn_implementation="sdpa").features(CONVS)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * np.abs(a).max())
+
+
 def test_bf16_close_to_fp32(lora_model):
     model, tok = lora_model
     a = GradFeaturizer(model, tok, Projector(64, dtype=torch.float32), dtype="float32").features(CONVS)
