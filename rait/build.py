@@ -37,10 +37,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import yaml
 
 import rait
-from rait.config import ConfigError, apply_overrides, from_dict, help_lines, to_dict
+from rait.config import ConfigError, apply_overrides, from_dict, help_lines, read_yaml, to_dict
 from rait.errors import DataError, RaitError
 from rait.methods import Method, available, get
 
@@ -121,15 +120,7 @@ def load_config(
     """
     data: dict[str, Any] = {}
     if config_path is not None:
-        p = Path(config_path)
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: config file not found") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: invalid YAML ({getattr(e, 'problem', e)})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{p}: expected a mapping at the top level")
+        data = read_yaml(config_path)
         if set(data) == {method.name} and isinstance(data[method.name], dict):
             data = data[method.name]
     where = str(config_path) if config_path is not None else method.name
