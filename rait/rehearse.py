@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rait.config import ConfigError, check_choices, help_lines, option, to_dict
+from rait.config import ConfigError, check_choices, option, to_dict
 from rait.data.schema import QAItem
 from rait.errors import DataError, RaitError
 from rait.prompts import build_messages
-from rait.train import TrainConfig, add_common_args, sha256, train, versions
+from rait.train import TrainConfig, add_stage_parser, sha256, train, versions
 
 
 @dataclass
@@ -163,18 +163,11 @@ def rehearse(cfg: RehearseConfig, model: Any = None, tokenizer: Any = None) -> P
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``rait rehearse``."""
-    p = subparsers.add_parser(
-        "rehearse", help="CRaFT rehearsal: fine-tune on mastered items, save M_r",
-        description="Select mastered items from a knowledge table and fine-tune on their gold answers.",
-        epilog="config keys:\n  " + "\n  ".join(help_lines(RehearseConfig)),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--table", help="knowledge table JSONL (rait probe)")
-    p.add_argument("--model", help="model spec (default: the embedded SmolLM2-135M)")
-    p.add_argument("--out", help="output directory")
-    add_common_args(p)
-    p.set_defaults(func=_run)
-    return p
+    return add_stage_parser(
+        subparsers, "rehearse", "CRaFT rehearsal: fine-tune on mastered items, save M_r",
+        "Select mastered items from a knowledge table and fine-tune on their gold answers.", RehearseConfig,
+        {"table": "knowledge table JSONL (rait probe)", "model": "model spec (default: the embedded SmolLM2-135M)",
+         "out": "output directory"}, _run)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -363,20 +363,28 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``rait train``."""
+def add_stage_parser(subparsers: Any, name: str, help: str, description: str, cls: type,
+                     flags: dict[str, str], func: Any) -> argparse.ArgumentParser:
+    """A stage subcommand with path flags, ``--config``/``--set`` and the config keys listed in the epilog."""
     p = subparsers.add_parser(
-        "train", help="(weighted) SFT on a training set, LoRA or full",
-        description="Fine-tune on TRL conversational rows; loss on the completion, times each row's weight.",
-        epilog="config keys:\n  " + "\n  ".join(help_lines(TrainConfig)),
+        name, help=help, description=description,
+        epilog="config keys:\n  " + "\n  ".join(help_lines(cls)),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--data", help="training JSONL (docs/artifacts.md)")
-    p.add_argument("--model", help="model spec (default: the embedded SmolLM2-135M)")
-    p.add_argument("--out", help="output directory")
+    for flag, text in flags.items():
+        p.add_argument(f"--{flag}", help=text)
     add_common_args(p)
-    p.set_defaults(func=_run)
+    p.set_defaults(func=func)
     return p
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``rait train``."""
+    return add_stage_parser(
+        subparsers, "train", "(weighted) SFT on a training set, LoRA or full",
+        "Fine-tune on TRL conversational rows; loss on the completion, times each row's weight.", TrainConfig,
+        {"data": "training JSONL (docs/artifacts.md)", "model": "model spec (default: the embedded SmolLM2-135M)",
+         "out": "output directory"}, _run)
 
 
 def _run(args: argparse.Namespace) -> int:
