@@ -106,7 +106,8 @@ def main(argv=None) -> int:
     lengths = [len(encode(tok, c)[0]) for c in convs]
     res = {
         "model": args.model, "n": args.n, "dim": args.dim, "dtype": args.dtype, "batch_size": args.batch_size,
-        "lora_params": fz.n_params, "tokens_per_row_mean": float(np.mean(lengths)),
+        "lora_params": fz.n_params, "model_params": sum(x.numel() for x in model.parameters()),
+        "tokens_per_row_mean": float(np.mean(lengths)),
         "threads": torch.get_num_threads(), "dense_matrix_gb": mat.numel() * mat.element_size() / 1e9,
         "dense_matrix_build_s": round(t_mat, 1),
         "loop_samples_per_s": args.n / t_loop, "batched_samples_per_s": args.n / t_batched,

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -26,8 +28,135 @@ def _cell(m: dict) -> str:
     return f"{m['value']:.1f}{sd} [{m['lo']:.1f}, {m['hi']:.1f}]"
 
 
-def render(plan, section: str, wall: float) -> str:
-    """Markdown of a finished run."""
+NAMES = {"init_basic": "Init-Basic", "init_refuse": "Init-Refuse", "van": "Van-Tuning", "cor_rait": "Cor-RAIT",
+         "r_tuning": "R-Tuning", "corcer": "CorCer-RAIT", "craft": "CRaFT", "grait": "GRAIT"}
+
+
+def _name(m: str) -> str:
+    return NAMES.get(m, m)
+
+
+def _sizes(summary: dict) -> dict:
+    """(quota, pool, taken, shortfall) for van / idk from a build summary (GRAIT names its fields differently)."""
+    if "quotas" in summary:
+        quota = summary["quotas"]
+        rule = summary.get("sizing", {}).get("rule", "")
+    else:
+        quota = {"van": summary["quota"]["n_van"], "idk": summary["quota"]["n_idk"]}
+        rule = summary["quota"].get("rule", "")
+    pools = dict(summary.get("pools", {}))
+    if "ik" in pools:
+        pools["van"] = pools["ik"]
+    counts = summary["counts"]
+    short = summary.get("shortfall", {})
+    return {"rule": rule, **{f"{k}_{x}": v for x, d in (("quota", quota), ("pool", pools), ("taken", counts),
+                                                       ("short", short)) for k, v in d.items()}}
+
+
+def label_sets(plan) -> list[str]:
+    """How the label sets were sized (the papers' ratio scaled to this pool) and what each method got."""
+    from rait.methods._common import PAPER
+
+    c = plan.cfg
+    trained = [m for m in c.methods if (plan.root / "build" / m / "summary.json").exists()]
+    if not trained:
+        return []
+    rows = {m: json.loads((plan.root / "build" / m / "summary.json").read_text()) for m in trained}
+    kind = next((r["kind"] for r in rows.values() if "kind" in r), "oeqa")
+    paper = PAPER[kind]
+    n_table = next((r["n_table"] for r in rows.values() if "n_table" in r), c.data.n_pool)
+    scaled = round(paper["total"] * min(1.0, n_table / paper["pool"]))
+    n_total = c.build.get("n_total")
+    bs = int(c.train.get("batch_size", 16)) * int(c.train.get("grad_accum", 1))
+    lines = ["### Label sets", "",
+             f"The papers build {paper['total']:,} training rows from a pool of {paper['pool']:,} questions "
+             f"({100 * paper['total'] / paper['pool']:.1f} % of it), 80 % answered (\"van\") and 20 % \"I don't "
+             f"know\" (\"idk\"). Here the pool is {n_table:,} questions. Scaling the papers' share of the pool would "
+             f"give {scaled} rows; "
+             + (f"this config fixes `build.n_total = {n_total}` ({100 * n_total / n_table:.0f} % of the pool: "
+                f"{math.ceil(n_total / bs)} optimizer steps per epoch at batch {bs}, where the scaled size would give "
+                f"{math.ceil(scaled / bs)}) and keeps the papers' 80:20 van:idk split. "
+                if n_total else "this run uses exactly that (the default sizing rule), split 80:20. ")
+             + "Every method gets the same quotas; when a method's pool is smaller than its quota (a small model "
+               "knows few of the pool's answers, so its van pool is small) the pool is taken whole and the shortfall is "
+               "recorded, not resampled (`on_shortfall=take_all`; the released code asserts or resamples). "
+               "Van-Tuning trains on the whole quota with gold answers. Numbers from `build/METHOD/summary.json`:", "",
+             "| method | quota van / idk | pool van / idk | taken van / idk | shortfall van / idk |",
+             "|---|---|---|---|---|"]
+    for m in trained:
+        z = _sizes(rows[m])
+        lines.append(f"| {_name(m)} | {z.get('van_quota', 0)} / {z.get('idk_quota', 0)} | "
+                     f"{z.get('van_pool', '-')} / {z.get('idk_pool', '-')} | {z.get('van_taken', 0)} / "
+                     f"{z.get('idk_taken', 0)} | {z.get('van_short', 0)} / {z.get('idk_short', 0)} |")
+    return lines + [""]
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return not (a["lo"] > b["hi"] or b["lo"] > a["hi"])
+
+
+def claims(results: dict, tests: list[str], methods: list[str]) -> list[str]:
+    """Plain statements of where this run agrees or disagrees with the papers' claims, per test set."""
+    label = {"id": "in-domain", "ood": "out-of-domain"}
+    lines = ["### Against the papers' claims", ""]
+    rait_methods = [m for m in ("cor_rait", "r_tuning", "corcer", "craft", "grait") if m in methods]
+    for t in tests:
+        where = label.get(t, t)
+        if all(x in results for x in ("grait", "craft", "cor_rait")):
+            g, cr, co = (results[x][t]["THS"] for x in ("grait", "craft", "cor_rait"))
+            holds = g["value"] >= cr["value"] >= co["value"]
+            unresolved = [f"{a} vs {b}" for (a, x), (b, y) in ((("GRAIT", g), ("CRaFT", cr)),
+                                                                (("CRaFT", cr), ("Cor-RAIT", co)))
+                          if _overlap(x, y)]
+            lines.append(
+                f"- {where}: THS GRAIT {g['value']:.1f}, CRaFT {cr['value']:.1f}, Cor-RAIT {co['value']:.1f} — the "
+                f"papers' ordering GRAIT ≥ CRaFT ≥ Cor-RAIT **{'holds' if holds else 'does not hold'}** here"
+                + (f" (95 % CIs overlap for {', '.join(unresolved)}: that step is not resolved at this n)."
+                   if unresolved else " (CIs separate)."))
+        if "van" in results and rait_methods:
+            v = results["van"][t]["P_w"]
+            lower = [m for m in rait_methods if results[m][t]["P_w"]["hi"] < v["lo"]]
+            lines.append(
+                f"- {where}: the papers' RAIT methods answer wrongly less often than Van-Tuning (P_w "
+                f"{v['value']:.1f}): " + (", ".join(f"{_name(m)} {results[m][t]['P_w']['value']:.1f}" for m in lower)
+                                          + " — agrees" if lower else "no method is significantly lower — disagrees")
+                + (f"; not significantly lower: {', '.join(_name(m) for m in rait_methods if m not in lower)}."
+                   if lower and len(lower) < len(rait_methods) else "."))
+        pos = [m for m in methods if "THS" in results[m][t] and results[m][t]["THS"]["lo"] > 0]
+        neg = [m for m in methods if "THS" in results[m][t] and results[m][t]["THS"]["hi"] < 0]
+        lines.append(f"- {where}: THS significantly above Init-Basic (CI > 0): "
+                     f"{', '.join(_name(m) for m in pos) or 'none'}; significantly below (CI < 0): "
+                     f"{', '.join(_name(m) for m in neg) or 'none'}.")
+    return lines + [""]
+
+
+def chance_check(plan, results: dict) -> list[str]:
+    """For multiple-choice tests: is Init-Basic at chance (1 / number of options, averaged over the items)?"""
+    from rait.artifacts import read_jsonl
+
+    lines = []
+    for t, path in plan.tests().items():
+        rows = list(read_jsonl(path))
+        if not rows or not rows[0].get("choices"):
+            continue
+        chance = 100 * sum(1 / len(r["choices"]) for r in rows) / len(rows)
+        pc = results["init_basic"][t]["P_c"]
+        at = pc["lo"] <= chance <= pc["hi"]
+        lines.append(f"- {t}: chance is {chance:.1f} % (1 / options); Init-Basic gets P_c {pc['value']:.1f} "
+                     f"[{pc['lo']:.1f}, {pc['hi']:.1f}] — {'at chance' if at else 'not at chance'}.")
+    if not lines:
+        return []
+    at_chance = sum("— at chance" in line for line in lines)
+    head = ("**Pipeline check, not a quality claim.** " if at_chance else "") + (
+        f"The model `{plan.cfg.model}` is at chance on {at_chance} of {len(lines)} multiple-choice test sets, so it has "
+        "no knowledge boundary for the methods to find: this run shows that every stage works on MCQA; claims about "
+        "the methods need a bigger model (`--set model=<HF model>`)." if at_chance else
+        f"The model `{plan.cfg.model}` is above chance on every multiple-choice test set.")
+    return [head, "", *lines, ""]
+
+
+def render(plan, section: str, wall: float, config: str, report: str | None = None) -> str:
+    """Markdown of a finished run: results table, label sets, claims, stage times."""
     from rait.pipeline import stage_times
 
     res = json.loads((plan.root / "results.json").read_text())
@@ -36,33 +165,50 @@ def render(plan, section: str, wall: float) -> str:
     tests = list(plan.tests())
     n = {t: results["init_basic"][t]["n"] for t in tests}
     lines = [f"<!-- {section}:start -->", f"## Quality: `{Path(plan.root).name}` ({section})", "",
+             f"Produced by `python bench/quality.py --config {_rel(config)} --section {section}` "
+             f"(every stage of `rait run`; numbers read from `{_rel(plan.root)}/results.json`)."
+             + (f" HTML report: [{report}]({Path(report).relative_to('docs')})." if report else ""), "",
              f"Model `{c.model}`; training pool {c.data.n_pool} items of `{c.data.pool or c.data.id}`; tests: "
              + ", ".join(f"{t} = {n[t]} items of `{getattr(c.data, t)}`" for t in tests)
-             + f"; training seeds {c.seeds}; values are seed means ± sd across seeds with 95 % item-bootstrap CIs "
-               "(paired across seeds); THS against Init-Basic of the same test set "
-             + ", ".join(f"{t}: (P_c0, P_w0) = ({ref[t]['P_c0']:.1f}, {ref[t]['P_w0']:.1f})" for t in tests) + ".", ""]
+             + f"; training seeds {c.seeds} (Init-Basic / Init-Refuse are untrained: one greedy evaluation); values "
+               "are seed means ± sd across seeds with 95 % item-bootstrap CIs (paired across seeds); THS against "
+               "Init-Basic of the same test set "
+             + ", ".join(f"{t}: (P_c0, P_w0) = ({ref[t]['P_c0']:.1f}, {ref[t]['P_w0']:.1f})" for t in tests) + ".",
+             ""]
     head = "| method | " + " | ".join(f"{t} {k}" for t in tests for k in ("P_c", "P_w", "P_r", "THS")) + " |"
     lines += [head, "|---" * (1 + 4 * len(tests)) + "|"]
     for m in c.methods:
         cells = [(_cell(results[m][t][k]) if k in results[m][t] else "-") for t in tests
                  for k in ("P_c", "P_w", "P_r", "THS")]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_name(m)} | " + " | ".join(cells) + " |")
     lines.append("")
-    if all(x in results for x in ("grait", "craft", "cor_rait")):
-        for t in tests:
-            g, cr, co = (results[x][t]["THS"]["value"] for x in ("grait", "craft", "cor_rait"))
-            holds = g >= cr >= co
-            lines.append(f"- {t}: THS GRAIT {g:.1f}, CRaFT {cr:.1f}, Cor-RAIT {co:.1f} — the papers' ordering "
-                         f"GRAIT ≥ CRaFT ≥ Cor-RAIT {'holds' if holds else 'does not hold'} here.")
-        lines.append("")
+    lines += chance_check(plan, results)
+    lines += label_sets(plan)
+    lines += claims(results, tests, c.methods)
     times = stage_times(plan)
     groups: dict[str, float] = {}
     for k, v in times.items():
         groups[k.split(":")[0]] = groups.get(k.split(":")[0], 0.0) + v
-    lines.append(f"Wall time of this invocation {wall / 60:.1f} min; time per stage kind (last run of each stage): "
-                 + ", ".join(f"{k} {v / 60:.1f} min" for k, v in groups.items()) + ".")
+    total = sum(times.values())
+    lines += ["### Wall time", "",
+              f"Sum of the stage times (stages run one after another, each timed when it last ran): "
+              f"**{total / 60:.1f} min** (limit 90 min, target 45). This invocation took {wall / 60:.1f} min "
+              "(stages already done are skipped).", "",
+              "| stage kind | runs | minutes | share |", "|---|---|---|---|"]
+    for k, v in groups.items():
+        runs = sum(1 for x in times if x.split(":")[0] == k)
+        lines.append(f"| {k} | {runs} | {v / 60:.1f} | {100 * v / total:.0f} % |" if total else f"| {k} | {runs} | "
+                     f"{v / 60:.1f} | - |")
     lines += ["", f"<!-- {section}:end -->"]
     return "\n".join(lines)
+
+
+def _rel(p) -> str:
+    p = Path(p).resolve()
+    try:
+        return str(p.relative_to(HERE.parent))
+    except ValueError:
+        return str(p)
 
 
 def write_section(section: str, block: str) -> None:
@@ -85,7 +231,14 @@ def main() -> int:
 
     t0 = time.time()
     plan = run(args.config, args.set)
-    write_section(args.section, render(plan, args.section, time.time() - t0))
+    wall = time.time() - t0
+    report = None
+    if (plan.root / "report.html").exists():  # publish the run's self-contained HTML report beside the doc
+        dest = DOC.parent / "reports" / f"{plan.cfg.name}.html"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(plan.root / "report.html", dest)
+        report = _rel(dest)
+    write_section(args.section, render(plan, args.section, wall, args.config, report))
     print(f"wrote {DOC}")
     return 0
 

@@ -31,6 +31,24 @@ BENCHES = {
 START, END = "<!-- speed:start -->", "<!-- speed:end -->"
 
 
+def model_params(r: dict) -> int:
+    """Parameters of the benchmarked model: from the JSON, else counted on the default model (results written
+    before the field existed)."""
+    if r.get("model_params"):
+        return int(r["model_params"])
+    from rait.models import load_model
+
+    return load_model("default", dtype="float32", device="cpu")[0].num_parameters()
+
+
+def roofline(tokens_per_s: float, params: int, gflops: float | None) -> str:
+    """Share of the measured bf16 matmul rate used by LoRA fwd + activation bwd (4 FLOP per parameter and token;
+    frozen weights get no weight gradient)."""
+    if not gflops:
+        return ""
+    return f"{tokens_per_s * 4 * params / 1e9 / gflops:.1%} of bf16 roofline (4·N FLOP/token)"
+
+
 def render() -> str:
     """Markdown of the speed results found in bench/results/."""
     lines = [START, "## Speed (measured by `python bench/run_all.py`)", ""]
@@ -39,6 +57,7 @@ def render() -> str:
               f"measured {m['date']}.", "",
               "| stage | naive baseline | rait | ratio | notes |", "| --- | --- | --- | --- | --- |"]
     p = RESULTS / "probe_speed.json"
+    gflops = json.loads(p.read_text()).get("bf16_matmul_gflops") if p.exists() else None
     if p.exists():
         r = json.loads(p.read_text())
         lines.append(
@@ -54,7 +73,8 @@ def render() -> str:
             f"| per-sample LoRA gradients ({r['n']} items, {r['lora_params']:,} LoRA dims → {r['dim']}) | "
             f"{r['loop_samples_per_s']:.2f} samples/s (LESS-style batch-1 loop + dense projection) | "
             f"{r['batched_samples_per_s']:.2f} samples/s (batched hooks, batch {r['batch_size']}) | "
-            f"**{r['speedup']:.1f}×** | features agree: min cosine {r['min_cosine']:.4f} |")
+            f"**{r['speedup']:.1f}×** | features agree: min cosine {r['min_cosine']:.4f}; "
+            + roofline(r["batched_samples_per_s"] * r["tokens_per_row_mean"], model_params(r), gflops) + " |")
     t = RESULTS / "train_speed.json"
     if t.exists():
         rs = {x["variant"]: x for x in json.loads(t.read_text())}
@@ -64,7 +84,8 @@ def render() -> str:
                 f"| SFT step (LoRA, short QA rows) | {rs['hf']['samples_per_s']:.2f} samples/s (stock HF Trainer loss) | "
                 f"{rs['weighted']['samples_per_s']:.2f} samples/s (weighted loss, trimmed logits) | "
                 f"**{rs['weighted']['samples_per_s'] / rs['hf']['samples_per_s']:.2f}×** | "
-                + (f"weighted vs plain overhead {ov:+.1f} %" if ov is not None else "") + " |")
+                + (f"weighted vs plain overhead {ov:+.1f} %; " if ov is not None else "")
+                + roofline(rs["weighted"]["tokens_per_s"], model_params(rs["weighted"]), gflops) + " |")
     lines += ["", END]
     return "\n".join(lines)
 

@@ -89,7 +89,8 @@ def run_variant(name, base, tok, data, args) -> dict:
     tr.train()
     t = sum(timer.times[1:])
     n = args.batch_size * args.steps
-    return {"variant": name, "s_per_step": t / args.steps, "samples_per_s": n / t, "tokens_per_s": ntok / t}
+    return {"variant": name, "s_per_step": t / args.steps, "samples_per_s": n / t, "tokens_per_s": ntok / t,
+            "model_params": base.num_parameters(), "precision": args.precision}
 
 
 def main() -> None:

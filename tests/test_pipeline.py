@@ -4,43 +4,9 @@ GRAIT settings reruns only GRAIT's stages."""
 import json
 
 import pytest
-import yaml
 
 from rait.pipeline import Plan, RunConfig, execute
 from rait.config import load_yaml
-
-
-def _write(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
-@pytest.fixture()
-def tiny_run(tmp_path, tiny_model_dir):
-    # Alias "e" is inside almost any output of the random tiny model ("known"); "qqzzxx" never is ("unknown").
-    pool = [{"id": f"p{i}", "question": f"What is item {i}?", "answers": ["e" if i % 2 else "qqzzxx"]}
-            for i in range(24)]
-    test = [{"id": f"t{i}", "question": f"Tell me thing {i}?", "answers": ["e" if i % 2 else "qqzzxx"]}
-            for i in range(6)]
-    _write(tmp_path / "pool.jsonl", pool)
-    _write(tmp_path / "id.jsonl", test)
-    _write(tmp_path / "ood.jsonl", test)
-    cfg = {
-        "name": "tiny", "out_root": str(tmp_path / "runs"), "model": str(tiny_model_dir), "dtype": "float32",
-        "methods": ["init_basic", "init_refuse", "van", "cor_rait", "craft", "grait"], "seeds": [0],
-        "data": {"pool": f"jsonl:{tmp_path / 'pool.jsonl'}", "id": f"jsonl:{tmp_path / 'id.jsonl'}",
-                 "ood": f"jsonl:{tmp_path / 'ood.jsonl'}", "n_pool": 24, "n_id": 6, "n_ood": 6},
-        "probe": {"k": 3, "max_new_tokens": 6, "fewshot": 0, "certainty": "answer_entropy", "chunk_size": 8},
-        "rehearse": {"n": 4, "min_items": 1, "fallback": "top_k",
-                     "train": {"epochs": 1, "batch_size": 4, "save_steps": 0, "precision": "fp32"}},
-        "build": {"n_total": 10},
-        "train": {"epochs": 1, "batch_size": 4, "save_steps": 0, "precision": "fp32"},
-        "grads": {"dim": 64, "batch_size": 4, "dtype": "float32"},
-        "eval": {"max_new_tokens": 6, "n_boot": 50},
-        "report": False,
-    }
-    path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
 
 
 def test_run_skip_and_partial_rerun(tiny_run):

@@ -1,0 +1,46 @@
+"""bench/quality.py: a from-scratch rerun of a run config reproduces every number, and the doc section is rendered
+from results.json (no typed numbers) and replaced in place on a rerun."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+from rait.config import load_yaml
+from rait.pipeline import Plan, RunConfig, execute
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def _quality():
+    spec = importlib.util.spec_from_file_location("bench_quality", BENCH / "quality.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_rerun_from_scratch_reproduces_results_and_section(tiny_run, tmp_path, monkeypatch):
+    plan_a = Plan(load_yaml(RunConfig, tiny_run))
+    execute(plan_a, log=lambda m: None)
+    plan_b = Plan(load_yaml(RunConfig, tiny_run, [f"out_root={tmp_path / 'again'}"]))
+    execute(plan_b, log=lambda m: None)
+    res_a = json.loads((plan_a.root / "results.json").read_text())
+    res_b = json.loads((plan_b.root / "results.json").read_text())
+    assert res_a == res_b  # same seeds, fresh directory: identical numbers (probe, rehearse, grads, train, eval)
+
+    quality = _quality()
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nkept text\n")
+    monkeypatch.setattr(quality, "DOC", doc)
+    block = quality.render(plan_a, "oeqa", 1.0, str(tiny_run))
+    quality.write_section("oeqa", block)
+    quality.write_section("oeqa", quality.render(plan_b, "oeqa", 2.0, str(tiny_run)))
+    text = doc.read_text()
+    assert text.count("<!-- oeqa:start -->") == 1 and "kept text" in text
+    r = res_a["results"]
+    for m, name in (("van", "Van-Tuning"), ("craft", "CRaFT"), ("grait", "GRAIT")):
+        row = next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
+        assert f"{r[m]['id']['P_c']['value']:.1f} [{r[m]['id']['P_c']['lo']:.1f}" in row
+        assert f"{r[m]['ood']['THS']['value']:.1f}" in row
+    summary = json.loads((plan_a.root / "build" / "cor_rait" / "summary.json").read_text())
+    assert f"| Cor-RAIT | {summary['quotas']['van']} / {summary['quotas']['idk']} |" in text
+    assert "GRAIT ≥ CRaFT ≥ Cor-RAIT" in text and "### Wall time" in text
