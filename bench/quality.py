@@ -16,6 +16,7 @@ import json
 import math
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,21 +37,33 @@ def _name(m: str) -> str:
     return NAMES.get(m, m)
 
 
-def _sizes(summary: dict) -> dict:
-    """(quota, pool, taken, shortfall) for van / idk from a build summary (GRAIT names its fields differently)."""
-    if "quotas" in summary:
-        quota = summary["quotas"]
-        rule = summary.get("sizing", {}).get("rule", "")
-    else:
-        quota = {"van": summary["quota"]["n_van"], "idk": summary["quota"]["n_idk"]}
-        rule = summary["quota"].get("rule", "")
+def _sizes(summary: dict) -> list[str]:
+    """Cells (quota, pool, taken, shortfall) as "van / idk" from a build summary; the methods name their fields
+    differently (GRAIT: ``quota``/``ik``; R-Tuning labels a random subset, no van:idk quota)."""
+    counts = summary["counts"]
     pools = dict(summary.get("pools", {}))
     if "ik" in pools:
         pools["van"] = pools["ik"]
-    counts = summary["counts"]
     short = summary.get("shortfall", {})
-    return {"rule": rule, **{f"{k}_{x}": v for x, d in (("quota", quota), ("pool", pools), ("taken", counts),
-                                                       ("short", short)) for k, v in d.items()}}
+    if "quotas" in summary:
+        quota = summary["quotas"]
+    elif "quota" in summary:
+        quota = {"van": summary["quota"]["n_van"], "idk": summary["quota"]["n_idk"]}
+    else:
+        n = summary.get("sizing", {}).get("n_total", summary.get("n_rows"))
+        return [f"{n} rows, {summary.get('sizing', {}).get('rule', 'no van:idk quota')}", "-",
+                f"{counts.get('van', 0)} / {counts.get('idk', 0)}", "-", _idk_share(summary)]
+
+    def pair(d: dict, default="-") -> str:
+        return f"{d.get('van', default)} / {d.get('idk', default)}"
+
+    return [pair(quota, 0), pair(pools), pair(counts, 0), pair(short, 0), _idk_share(summary)]
+
+
+def _idk_share(summary: dict) -> str:
+    c = summary["counts"]
+    n = c.get("van", 0) + c.get("idk", 0)
+    return f"{100 * c.get('idk', 0) / n:.0f} %" if n else "-"
 
 
 def label_sets(plan) -> list[str]:
@@ -80,14 +93,13 @@ def label_sets(plan) -> list[str]:
              + "Every method gets the same quotas; when a method's pool is smaller than its quota (a small model "
                "knows few of the pool's answers, so its van pool is small) the pool is taken whole and the shortfall is "
                "recorded, not resampled (`on_shortfall=take_all`; the released code asserts or resamples). "
-               "Van-Tuning trains on the whole quota with gold answers. Numbers from `build/METHOD/summary.json`:", "",
-             "| method | quota van / idk | pool van / idk | taken van / idk | shortfall van / idk |",
-             "|---|---|---|---|---|"]
+               "Van-Tuning trains on the whole quota with gold answers; R-Tuning (the original \"unknown\" variant) labels a "
+               "random subset of the same size by M0's correctness, with no van:idk quota, and its refusals are its "
+               "16 own phrases (counted as refusals by the default lenient detector). Numbers from `build/METHOD/summary.json`:", "",
+             "| method | quota van / idk | pool van / idk | taken van / idk | shortfall van / idk | idk share of rows |",
+             "|---|---|---|---|---|---|"]
     for m in trained:
-        z = _sizes(rows[m])
-        lines.append(f"| {_name(m)} | {z.get('van_quota', 0)} / {z.get('idk_quota', 0)} | "
-                     f"{z.get('van_pool', '-')} / {z.get('idk_pool', '-')} | {z.get('van_taken', 0)} / "
-                     f"{z.get('idk_taken', 0)} | {z.get('van_short', 0)} / {z.get('idk_short', 0)} |")
+        lines.append(f"| {_name(m)} | " + " | ".join(_sizes(rows[m])) + " |")
     return lines + [""]
 
 
@@ -99,6 +111,14 @@ def claims(results: dict, tests: list[str], methods: list[str]) -> list[str]:
     """Plain statements of where this run agrees or disagrees with the papers' claims, per test set."""
     label = {"id": "in-domain", "ood": "out-of-domain"}
     lines = ["### Against the papers' claims", ""]
+    if "init_basic" in results:
+        known = ", ".join(f"{label.get(t, t)} {results['init_basic'][t]['P_c']['value']:.1f} %" for t in tests)
+        lines += ["The papers measure on 7–8B chat models (LLaMA2-7B-Chat, LLaMA3-8B-Instruct) that know much of the "
+                  f"training domain; here Init-Basic answers correctly on {known} of the test questions. With so "
+                  "little known, the van pool is small, the label sets are refusal-heavy (table above) and a method "
+                  "can gain little THS: keeping P_c while cutting P_w is what THS rewards, and there is almost no "
+                  "P_c to keep. The statements below are what this run measured, not a test of the papers at their "
+                  "scale.", ""]
     rait_methods = [m for m in ("cor_rait", "r_tuning", "corcer", "craft", "grait") if m in methods]
     for t in tests:
         where = label.get(t, t)
@@ -113,6 +133,14 @@ def claims(results: dict, tests: list[str], methods: list[str]) -> list[str]:
                 f"papers' ordering GRAIT ≥ CRaFT ≥ Cor-RAIT **{'holds' if holds else 'does not hold'}** here"
                 + (f" (95 % CIs overlap for {', '.join(unresolved)}: that step is not resolved at this n)."
                    if unresolved else " (CIs separate)."))
+        if "grait" in results and "craft" in results:
+            parts = []
+            for k, what in (("P_c", "correct"), ("P_w", "wrong"), ("P_r", "refused")):
+                g, cr = results["grait"][t][k], results["craft"][t][k]
+                rel = "similar" if _overlap(g, cr) else ("more" if g["value"] > cr["value"] else "less")
+                parts.append(f"{what} {rel} ({g['value']:.1f} vs {cr['value']:.1f})")
+            lines.append(f"- {where}: GRAIT vs CRaFT (the papers: GRAIT cuts wrong answers with less over-refusal): "
+                         + ", ".join(parts) + " — 'more'/'less' where the 95 % CIs separate.")
         if "van" in results and rait_methods:
             v = results["van"][t]["P_w"]
             lower = [m for m in rait_methods if results[m][t]["P_w"]["hi"] < v["lo"]]
@@ -226,6 +254,8 @@ def main() -> int:
     ap.add_argument("--config", default=str(HERE.parent / "configs" / "triviaqa_nq.yaml"))
     ap.add_argument("--section", default="oeqa")
     ap.add_argument("--set", nargs="+", action="extend", default=[])
+    ap.add_argument("--report-items", type=int, default=40,
+                    help="items per method/seed/test in the docs copy of the HTML report (the run's own has 500)")
     args = ap.parse_args()
     from rait.pipeline import run
 
@@ -233,10 +263,14 @@ def main() -> int:
     plan = run(args.config, args.set)
     wall = time.time() - t0
     report = None
-    if (plan.root / "report.html").exists():  # publish the run's self-contained HTML report beside the doc
-        dest = DOC.parent / "reports" / f"{plan.cfg.name}.html"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(plan.root / "report.html", dest)
+    if plan.cfg.report:  # publish the run's HTML report beside the doc, item browser cut to keep the repo small
+        from rait.report import make_report
+
+        with tempfile.TemporaryDirectory() as tmp:
+            _, html = make_report(plan.root, out=tmp, max_items=args.report_items)
+            dest = DOC.parent / "reports" / f"{plan.cfg.name}.html"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(html, dest)
         report = _rel(dest)
     write_section(args.section, render(plan, args.section, wall, args.config, report))
     print(f"wrote {DOC}")

@@ -118,6 +118,16 @@ _REFUSAL_PATTERNS = re.compile(
     r"|\bno idea\b(?=[\s.!,]*$)"
 )
 _WHOLE_ANSWER_REFUSALS = {"unknown", "idk", "no idea", "dont know", "don't know", "not known"}
+# R-Tuning's refusal phrases (``FALSE_RESPONSES`` of its run_MMLU.py, rait.methods.r_tuning) and the variants a
+# model trained on them produces ("There is no known answer."). Matched only as the *whole* answer (punctuation
+# ignored), so "There is no place like home" or "It is unknown who ..." stay answers.
+_WHOLE_ANSWER_HEDGES = re.compile(
+    r"(?:the answer is (?:unknown|uncertain|unclear|not known)"
+    r"|it is (?:not known|unknown|impossible to (?:answer|know|say|tell)|difficult to (?:predict|say|know|tell))"
+    r"|there is much debate"
+    r"|there is no (?:[a-z-]+ ){0,3}(?:answer|evidence|information|explanation|consensus|case|record|data)"
+    r"(?: (?:to|for|on|about) this question| available)?)"
+)
 
 
 def is_refusal(output: str, mode: str = "lenient") -> bool:
@@ -130,8 +140,10 @@ def is_refusal(output: str, mode: str = "lenient") -> bool:
           lowercasing: "I don’t know" / "I do not know" / "I dont know" / "I didn't know"; "I don't have
           enough information"; "not sure" (covers "I'm not sure", "I am not sure"); "I'm unsure"; "I cannot /
           can't answer (say, determine, tell)"; "I have no idea" (or "no idea" at the end); and a whole answer
-          that is just "unknown", "idk", "no idea" or "don't know" (punctuation ignored). "unknown" inside a
-          longer answer ("Unknown Pleasures") is not a refusal.
+          that is just "unknown", "idk", "no idea" or "don't know" (punctuation ignored), or one of R-Tuning's
+          refusal sentences and their variants ("The answer is unclear", "It is impossible to know", "There is
+          no known/definitive/clear answer/evidence/consensus", "There is no public information available").
+          "unknown" inside a longer answer ("Unknown Pleasures") is not a refusal.
 
     Args:
         output: the model's answer.
@@ -147,8 +159,8 @@ def is_refusal(output: str, mode: str = "lenient") -> bool:
     text = straighten_quotes(unicodedata.normalize("NFKC", output)).lower()
     if _REFUSAL_PATTERNS.search(text):
         return True
-    whole = _WS.sub(" ", re.sub(r"[^\w\s']", " ", text)).strip()
-    return whole in _WHOLE_ANSWER_REFUSALS
+    whole = _WS.sub(" ", re.sub(r"[^\w\s'-]", " ", text)).strip()
+    return whole.replace("-", " ") in _WHOLE_ANSWER_REFUSALS or bool(_WHOLE_ANSWER_HEDGES.fullmatch(whole))
 
 
 def _option_patterns(letters: str, cushion: bool, lenient: bool) -> list[str]:

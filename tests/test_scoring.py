@@ -73,6 +73,16 @@ def test_is_correct_rejects_unknown_mode():
         ("Unknown", False, True),
         ("unknown.", False, True),
         ("I don't have enough information to answer.", False, True),
+        # R-Tuning's phrases and what a model trained on them says
+        ("The answer is unknown.", False, True),
+        ("It is impossible to know.", False, True),
+        ("It is difficult to predict.", False, True),
+        ("There is much debate.", False, True),
+        ("There is no concrete answer to this question.", False, True),
+        ("There is no public information available.", False, True),
+        ("There is no known answer.", False, True),
+        ("There is no known scientific evidence.", False, True),
+        ("There is no consensus.", False, True),
         # real answers must not be refusals
         ("Paris", False, False),
         ("Unknown Pleasures", False, False),
@@ -86,6 +96,10 @@ def test_is_correct_rejects_unknown_mode():
         ("Notre Dame", False, False),
         ("Ideas of North", False, False),
         ("I Know What You Did Last Summer", False, False),
+        ("There is no place like home", False, False),
+        ("It is unknown who wrote it, but probably Homer", False, False),
+        ("There is no answer key; the capital is Paris.", False, False),
+        ("The answer is Paris.", False, False),
         ("", False, False),
     ],
 )
@@ -167,3 +181,10 @@ def test_score_mcqa():
     assert score_mcqa("Not sure, maybe B", gold="B") == "refuse"
     assert score_mcqa("no letter here", gold="A") == "fail_parse"
     assert score_mcqa("(A)", gold="A", lenient=False) == "fail_parse"
+
+
+def test_r_tuning_phrases_are_lenient_refusals_only():
+    from rait.methods.r_tuning import FALSE_RESPONSES
+
+    assert all(is_refusal(p) for p in FALSE_RESPONSES)
+    assert not any(is_refusal(p, mode="strict") for p in FALSE_RESPONSES)  # the papers' detector misses them all

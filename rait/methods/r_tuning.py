@@ -13,9 +13,12 @@ argmax letter with the gold) when the table has it for that row; otherwise ``cor
 (0.5 by default). Each decision records which basis was used. In the CRaFT/GRAIT comparisons "R-Tuning" most
 likely means Cor-RAIT (``cor_rait``); this module is the original for completeness.
 
-The 16 phrases are ``FALSE_RESPONSES`` copied from ``run_MMLU.py`` (not reconstructed). ⚠ None of them contains
-"I don't know", so the papers' evaluation (substring "i don't know") does **not** count them as refusals; set
-``refusal: "I don't know"`` (or ``phrases``) to train the detector's string instead.
+The 16 phrases are ``FALSE_RESPONSES`` copied from ``run_MMLU.py`` (not reconstructed). ⚠ Only two of them
+("I do not know the answer.", "I'm not sure.") contain a first-person "don't know"/"not sure", and none contains
+"I don't know": the papers' evaluation (``refusal: strict``, substring "i don't know") counts none of them as
+refusals. rait's default ``lenient`` detector counts all 16 and the variants a model trained on them produces
+("There is no known answer.") as whole-answer refusals (:func:`rait.scoring.is_refusal`). Set
+``refusal: "I don't know"`` (or ``phrases``) to train the papers' detector string instead.
 
 Size: R-Tuning labels every training question, so by default every table row gives one row; ``n_total`` /
 ``fraction`` draw that many rows at random first (no van:idk quota; ``n_van`` / ``n_idk`` are rejected).
