@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DOC = HERE.parent / "docs" / "benchmarks.md"
+sys.path.insert(0, str(HERE))
+from _doc import DOC, write_section  # noqa: E402
 
 
 def _cell(m: dict) -> str:
@@ -239,16 +240,6 @@ def _rel(p) -> str:
         return str(p)
 
 
-def write_section(section: str, block: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
-    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
-    if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(text)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(HERE.parent / "configs" / "triviaqa_nq.yaml"))
@@ -272,7 +263,7 @@ def main() -> int:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(html, dest)
         report = _rel(dest)
-    write_section(args.section, render(plan, args.section, wall, args.config, report))
+    write_section(args.section, render(plan, args.section, wall, args.config, report), DOC)
     print(f"wrote {DOC}")
     return 0
 

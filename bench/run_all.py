@@ -19,16 +19,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-DOC = HERE.parent / "docs" / "benchmarks.md"
 sys.path.insert(0, str(HERE))
 from _common import machine  # noqa: E402
+from _doc import DOC, markers, write_section  # noqa: E402
 
 BENCHES = {
     "probe": ["probe_speed.py", "--out", str(RESULTS / "probe_speed.json")],
     "grads": ["grads_speed.py", "--n", "64", "--dim", "512", "--out", str(RESULTS / "grads_speed.json")],
     "train": ["train_speed.py", "--json", str(RESULTS / "train_speed.json")],
 }
-START, END = "<!-- speed:start -->", "<!-- speed:end -->"
+START, END = markers("speed")
 
 
 def model_params(r: dict) -> int:
@@ -49,10 +49,21 @@ def roofline(tokens_per_s: float, params: int, gflops: float | None) -> str:
     return f"{tokens_per_s * 4 * params / 1e9 / gflops:.1%} of bf16 roofline (4·N FLOP/token)"
 
 
+def measured_on() -> dict:
+    """Machine and date of the measurements: machine.json of the last full run, else the probe result's own."""
+    if (RESULTS / "machine.json").exists():
+        return json.loads((RESULTS / "machine.json").read_text())
+    probe = RESULTS / "probe_speed.json"
+    if probe.exists() and "machine" in json.loads(probe.read_text()):
+        m = json.loads(probe.read_text())["machine"]
+        return {**m, "date": f"{m['date']} (date of the probe run; the others ran after it)"}
+    return {**machine(), "date": "unknown (no machine.json)"}
+
+
 def render() -> str:
     """Markdown of the speed results found in bench/results/."""
     lines = [START, "## Speed (measured by `python bench/run_all.py`)", ""]
-    m = json.loads((RESULTS / "machine.json").read_text()) if (RESULTS / "machine.json").exists() else machine()
+    m = measured_on()
     lines += [f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, GPU: {m['gpu'] or 'none'}; "
               f"measured {m['date']}.", "",
               "| stage | naive baseline | rait | ratio | notes |", "| --- | --- | --- | --- | --- |"]
@@ -92,13 +103,7 @@ def render() -> str:
 
 def write_doc() -> None:
     """Insert or replace the speed section of docs/benchmarks.md."""
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
-    block = render()
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(text)
+    write_section("speed", render())
     print(f"wrote {DOC}")
 
 

@@ -18,7 +18,7 @@ def _quality():
     return mod
 
 
-def test_rerun_from_scratch_reproduces_results_and_section(tiny_run, tmp_path, monkeypatch):
+def test_rerun_from_scratch_reproduces_results_and_section(tiny_run, tmp_path):
     plan_a = Plan(load_yaml(RunConfig, tiny_run))
     execute(plan_a, log=lambda m: None)
     plan_b = Plan(load_yaml(RunConfig, tiny_run, [f"out_root={tmp_path / 'again'}"]))
@@ -30,10 +30,9 @@ def test_rerun_from_scratch_reproduces_results_and_section(tiny_run, tmp_path, m
     quality = _quality()
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n\nkept text\n")
-    monkeypatch.setattr(quality, "DOC", doc)
     block = quality.render(plan_a, "oeqa", 1.0, str(tiny_run))
-    quality.write_section("oeqa", block)
-    quality.write_section("oeqa", quality.render(plan_b, "oeqa", 2.0, str(tiny_run)))
+    quality.write_section("oeqa", block, doc)
+    quality.write_section("oeqa", quality.render(plan_b, "oeqa", 2.0, str(tiny_run)), doc)
     text = doc.read_text()
     assert text.count("<!-- oeqa:start -->") == 1 and "kept text" in text
     r = res_a["results"]
