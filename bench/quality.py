@@ -24,18 +24,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _doc import DOC, write_section  # noqa: E402
 
+from rait.report import pretty  # noqa: E402
+
 
 def _cell(m: dict) -> str:
+    """``value ± sd [lo, hi]`` — unlike rait.report.fmt_cell, a degenerate CI ([0.0, 0.0]) is still printed:
+    every figure of the benchmark doc carries its interval."""
     sd = f" ± {m['sd']:.1f}" if m.get("sd") is not None else ""
     return f"{m['value']:.1f}{sd} [{m['lo']:.1f}, {m['hi']:.1f}]"
-
-
-NAMES = {"init_basic": "Init-Basic", "init_refuse": "Init-Refuse", "van": "Van-Tuning", "cor_rait": "Cor-RAIT",
-         "r_tuning": "R-Tuning", "corcer": "CorCer-RAIT", "craft": "CRaFT", "grait": "GRAIT"}
-
-
-def _name(m: str) -> str:
-    return NAMES.get(m, m)
 
 
 def _sizes(summary: dict) -> list[str]:
@@ -100,7 +96,7 @@ def label_sets(plan) -> list[str]:
              "| method | quota van / idk | pool van / idk | taken van / idk | shortfall van / idk | idk share of rows |",
              "|---|---|---|---|---|---|"]
     for m in trained:
-        lines.append(f"| {_name(m)} | " + " | ".join(_sizes(rows[m])) + " |")
+        lines.append(f"| {pretty(m)} | " + " | ".join(_sizes(rows[m])) + " |")
     return lines + [""]
 
 
@@ -147,15 +143,15 @@ def claims(results: dict, tests: list[str], methods: list[str]) -> list[str]:
             lower = [m for m in rait_methods if results[m][t]["P_w"]["hi"] < v["lo"]]
             lines.append(
                 f"- {where}: the papers' RAIT methods answer wrongly less often than Van-Tuning (P_w "
-                f"{v['value']:.1f}): " + (", ".join(f"{_name(m)} {results[m][t]['P_w']['value']:.1f}" for m in lower)
+                f"{v['value']:.1f}): " + (", ".join(f"{pretty(m)} {results[m][t]['P_w']['value']:.1f}" for m in lower)
                                           + " — agrees" if lower else "no method is significantly lower — disagrees")
-                + (f"; not significantly lower: {', '.join(_name(m) for m in rait_methods if m not in lower)}."
+                + (f"; not significantly lower: {', '.join(pretty(m) for m in rait_methods if m not in lower)}."
                    if lower and len(lower) < len(rait_methods) else "."))
         pos = [m for m in methods if "THS" in results[m][t] and results[m][t]["THS"]["lo"] > 0]
         neg = [m for m in methods if "THS" in results[m][t] and results[m][t]["THS"]["hi"] < 0]
         lines.append(f"- {where}: THS significantly above Init-Basic (CI > 0): "
-                     f"{', '.join(_name(m) for m in pos) or 'none'}; significantly below (CI < 0): "
-                     f"{', '.join(_name(m) for m in neg) or 'none'}.")
+                     f"{', '.join(pretty(m) for m in pos) or 'none'}; significantly below (CI < 0): "
+                     f"{', '.join(pretty(m) for m in neg) or 'none'}.")
     return lines + [""]
 
 
@@ -209,7 +205,7 @@ def render(plan, section: str, wall: float, config: str, report: str | None = No
     for m in c.methods:
         cells = [(_cell(results[m][t][k]) if k in results[m][t] else "-") for t in tests
                  for k in ("P_c", "P_w", "P_r", "THS")]
-        lines.append(f"| {_name(m)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {pretty(m)} | " + " | ".join(cells) + " |")
     lines.append("")
     lines += chance_check(plan, results)
     lines += label_sets(plan)
