@@ -29,7 +29,7 @@ Record = tuple[str, int, Union[QAItem, DataError]]
 
 #: Default field mapping of the generic ``jsonl:`` / ``hf:`` formats (QAItem field -> record field).
 DEFAULT_FIELDS = {"id": "id", "question": "question", "answers": "answers", "choices": "choices",
-                  "gold": "gold", "topic": "topic", "source": "source"}
+                  "gold": "gold", "topic": "topic", "source": "source", "popularity": "popularity"}
 
 MMLU_HEADER = ["id", "lang", "question", "A", "B", "C", "D", "target"]
 MMLU_SPLITS = ("dev", "val", "test")
@@ -153,9 +153,12 @@ def build_mapped(obj: dict, fields: dict[str, str], *, index: int, default_sourc
             gold = relabel(labels, g)
         else:
             gold = _text(g).strip()
-    topic = opt("topic")
+    topic, popularity = opt("topic"), opt("popularity")
+    if popularity is not None and (isinstance(popularity, bool) or not isinstance(popularity, (int, float))
+                                   or popularity != popularity):
+        raise ValueError(f"field {fields['popularity']!r} (the popularity): expected a number, got {popularity!r}")
     return QAItem(id=_text(iid), question=question, answers=answers, choices=choices, gold=gold,
-                  topic=None if topic is None else _text(topic), source=_text(source))
+                  topic=None if topic is None else _text(topic), source=_text(source), popularity=popularity)
 
 
 # ----------------------------------------------------------------------------------------------------------- readers

@@ -30,6 +30,8 @@ class QAItem:
         gold: the gold letter for multiple-choice QA.
         topic: MMLU subject, built-in topic, etc.
         source: dataset name the item came from.
+        popularity: how well known the question's subject is (``builtin:graded``: its population); used to
+            draw knowledge curves per popularity decile. None when unknown.
     """
 
     id: str
@@ -39,6 +41,7 @@ class QAItem:
     gold: str | None = None
     topic: str | None = None
     source: str | None = None
+    popularity: float | None = None
 
     @property
     def kind(self) -> str:
@@ -69,5 +72,5 @@ class QAItem:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "QAItem":
         """Inverse of :meth:`to_dict` (unknown keys are ignored)."""
-        keys = {"id", "question", "answers", "choices", "gold", "topic", "source"}
+        keys = {"id", "question", "answers", "choices", "gold", "topic", "source", "popularity"}
         return cls(**{k: v for k, v in d.items() if k in keys})
