@@ -223,7 +223,7 @@ def add_config_arguments(parser: Any, cls: type) -> None:
         flag = "--" + f.name.replace("_", "-")
         names = [flag] if flag == "--" + f.name else [flag, "--" + f.name]
         parser.add_argument(*names, dest=f"cfg__{f.name}", default=argparse.SUPPRESS, metavar="V",
-                            help=f"{f.metadata.get('help', '')}{extra} (default: {default!r})")
+                            help=f"{f.metadata.get('help', '')}{extra} (default: {default!r})".replace("%", "%%"))
 
 
 def config_from_args(cls: type[T], args: Any) -> T:
