@@ -37,9 +37,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from rait.artifacts import atomic_write_text, file_info, write_manifest
-from rait.config import ConfigError, apply_overrides, from_dict, help_lines, read_yaml, to_dict
+from rait.config import ConfigError, add_config_arguments, apply_overrides, from_dict, help_lines, read_yaml, to_dict
 from rait.errors import DataError, RaitError
 from rait.methods import Method, available, get, load_plugin
+from rait.methods._common import CommonConfig
 
 REHEARSED_COLUMNS = ("correctness_rehearsed", "certainty_rehearsed", "flow")
 
@@ -221,13 +222,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--table", help="knowledge table (table.jsonl from rait probe)")
     p.add_argument("--rehearsed-table", help="knowledge table of the rehearsed model M_r (CRaFT)")
     p.add_argument("--out", help="output directory")
-    p.add_argument("--config", help="YAML with the method's config fields")
-    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="config overrides, e.g. --set n_total=2000 seed=0")
     p.add_argument("--list", action="store_true", help="list methods (with --method: its config keys) and exit")
     p.add_argument("--explain", metavar="ID", help="print why one item got its label (writes nothing without --out)")
     p.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
                    help="import a method file (or module) first, so that its method can be named (repeatable)")
+    add_config_arguments(p, CommonConfig)  # the fields every method shares; method-specific ones: --set key=value
     p.set_defaults(func=_main)
     return p
 
@@ -253,8 +252,10 @@ def _main(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{flag} is required (see rait build --help)")
     if not args.out and not args.explain:
         raise ConfigError("--out is required unless --explain or --list is given")
+    flags = {k[5:]: v for k, v in vars(args).items() if k.startswith("cfg__")}
+    cfg = apply_overrides(load_config(get(args.method), args.config, flags), args.set)
     if args.out:
-        summary = run_build(args.method, args.table, args.out, args.set, args.rehearsed_table, args.config)
+        summary = run_build(args.method, args.table, args.out, cfg, args.rehearsed_table)
         if args.explain:
             decisions = {}
             with open(Path(args.out) / "decisions.jsonl", encoding="utf-8") as fh:
@@ -266,7 +267,7 @@ def _main(args: argparse.Namespace) -> int:
             c = summary.get("counts", {})
             print(f"wrote {summary.get('n_rows')} rows ({', '.join(f'{k}={v}' for k, v in c.items())}) to {args.out}")
         return 0
-    res = build_in_memory(args.method, args.table, args.set, args.rehearsed_table, args.config)
+    res = build_in_memory(args.method, args.table, cfg, args.rehearsed_table)
     print(explain(res["decisions"], res["summary"], args.explain))
     return 0
 

@@ -6,7 +6,7 @@ write them next to ``report.md``.
 Example:
     >>> from rait.report_plots import plane_png
     >>> m = {"P_c": {"value": 40, "lo": 35, "hi": 45}, "P_w": {"value": 20, "lo": 16, "hi": 24}}
-    >>> png = plane_png(["van"], ["id"], {"van": {"id": m}}, {"id": {"P_c0": 50, "P_w0": 40}})
+    >>> png = plane_png(["m1"], ["id"], {"m1": {"id": m}}, {"id": {"P_c0": 50, "P_w0": 40}})
     >>> png[:4] == b"\\x89PNG"
     True
 """

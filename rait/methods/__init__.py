@@ -190,6 +190,13 @@ def display_name(name: str) -> str:
     return REGISTRY.get(name).display if name in REGISTRY else name
 
 
+def paper_sizes(kind: str) -> dict[str, int]:
+    """The papers' pool, total rows and seed for a task kind (``oeqa`` / ``mcqa``; see ``rait.methods._common``)."""
+    from rait.methods._common import PAPER
+
+    return dict(PAPER[kind])
+
+
 def load_plugin(spec: str | Path) -> None:
     """Import a method file (``path/to/my_method.py``) or module (``pkg.mod``) so that its ``register`` runs.
 
