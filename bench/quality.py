@@ -24,6 +24,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _doc import DOC, write_section  # noqa: E402
 
+from rait.methods import REFERENCE, get  # noqa: E402
+from rait.methods._claims import PAIR, THS_ORDER, VANILLA  # noqa: E402
 from rait.report import pretty  # noqa: E402
 
 
@@ -35,18 +37,10 @@ def _cell(m: dict) -> str:
 
 
 def _sizes(summary: dict) -> list[str]:
-    """Cells (quota, pool, taken, shortfall) as "van / idk" from a build summary; the methods name their fields
-    differently (GRAIT: ``quota``/``ik``; R-Tuning labels a random subset, no van:idk quota)."""
+    """Cells (quota, pool, taken, shortfall) as "van / idk" from a build summary (one schema for every method;
+    a method without a van:idk quota, such as R-Tuning's random subset, has empty ``quotas``)."""
     counts = summary["counts"]
-    pools = dict(summary.get("pools", {}))
-    if "ik" in pools:
-        pools["van"] = pools["ik"]
-    short = summary.get("shortfall", {})
-    if "quotas" in summary:
-        quota = summary["quotas"]
-    elif "quota" in summary:
-        quota = {"van": summary["quota"]["n_van"], "idk": summary["quota"]["n_idk"]}
-    else:
+    if not summary.get("quotas"):
         n = summary.get("sizing", {}).get("n_total", summary.get("n_rows"))
         return [f"{n} rows, {summary.get('sizing', {}).get('rule', 'no van:idk quota')}", "-",
                 f"{counts.get('van', 0)} / {counts.get('idk', 0)}", "-", _idk_share(summary)]
@@ -54,7 +48,8 @@ def _sizes(summary: dict) -> list[str]:
     def pair(d: dict, default="-") -> str:
         return f"{d.get('van', default)} / {d.get('idk', default)}"
 
-    return [pair(quota, 0), pair(pools), pair(counts, 0), pair(short, 0), _idk_share(summary)]
+    return [pair(summary["quotas"], 0), pair(summary.get("pools", {})), pair(counts, 0),
+            pair(summary.get("shortfall", {}), 0), _idk_share(summary)]
 
 
 def _idk_share(summary: dict) -> str:
@@ -65,7 +60,7 @@ def _idk_share(summary: dict) -> str:
 
 def label_sets(plan) -> list[str]:
     """How the label sets were sized (the papers' ratio scaled to this pool) and what each method got."""
-    from rait.methods._common import PAPER
+    from rait.methods import paper_sizes
 
     c = plan.cfg
     trained = [m for m in c.methods if (plan.root / "build" / m / "summary.json").exists()]
@@ -73,7 +68,7 @@ def label_sets(plan) -> list[str]:
         return []
     rows = {m: json.loads((plan.root / "build" / m / "summary.json").read_text()) for m in trained}
     kind = next((r["kind"] for r in rows.values() if "kind" in r), "oeqa")
-    paper = PAPER[kind]
+    paper = paper_sizes(kind)
     n_table = next((r["n_table"] for r in rows.values() if "n_table" in r), c.data.n_pool)
     scaled = round(paper["total"] * min(1.0, n_table / paper["pool"]))
     n_total = c.build.get("n_total")
@@ -104,49 +99,63 @@ def _overlap(a: dict, b: dict) -> bool:
     return not (a["lo"] > b["hi"] or b["lo"] > a["hi"])
 
 
+def _ordering(results: dict, t: str, where: str) -> list[str]:
+    """The papers' THS ordering (``rait.methods._claims.THS_ORDER``) on test ``t``."""
+    if not all(x in results and "THS" in results[x][t] for x in THS_ORDER):
+        return []
+    ths = [results[x][t]["THS"] for x in THS_ORDER]
+    names = [pretty(x) for x in THS_ORDER]
+    holds = all(a["value"] >= b["value"] for a, b in zip(ths, ths[1:]))
+    unresolved = [f"{names[i]} vs {names[i + 1]}" for i in range(len(ths) - 1) if _overlap(ths[i], ths[i + 1])]
+    return [f"- {where}: THS " + ", ".join(f"{n} {x['value']:.1f}" for n, x in zip(names, ths))
+            + f" — the papers' ordering {' ≥ '.join(names)} **{'holds' if holds else 'does not hold'}** here"
+            + (f" (95 % CIs overlap for {', '.join(unresolved)}: that step is not resolved at this n)."
+               if unresolved else " (CIs separate).")]
+
+
+def _pair(results: dict, t: str, where: str) -> list[str]:
+    """The papers' head-to-head (``rait.methods._claims.PAIR``) on P_c, P_w, P_r."""
+    a, b = PAIR
+    if a not in results or b not in results:
+        return []
+    parts = []
+    for k, what in (("P_c", "correct"), ("P_w", "wrong"), ("P_r", "refused")):
+        x, y = results[a][t][k], results[b][t][k]
+        rel = "similar" if _overlap(x, y) else ("more" if x["value"] > y["value"] else "less")
+        parts.append(f"{what} {rel} ({x['value']:.1f} vs {y['value']:.1f})")
+    return [f"- {where}: {pretty(a)} vs {pretty(b)} (the papers: {pretty(a)} cuts wrong answers with less "
+            "over-refusal): " + ", ".join(parts) + " — 'more'/'less' where the 95 % CIs separate."]
+
+
+def _vanilla(results: dict, t: str, where: str, rait_methods: list[str]) -> list[str]:
+    """Do the refusal-aware methods answer wrongly less often than the vanilla baseline?"""
+    if VANILLA not in results or not rait_methods:
+        return []
+    v = results[VANILLA][t]["P_w"]
+    lower = [m for m in rait_methods if results[m][t]["P_w"]["hi"] < v["lo"]]
+    return [f"- {where}: the papers' RAIT methods answer wrongly less often than {pretty(VANILLA)} (P_w "
+            f"{v['value']:.1f}): " + (", ".join(f"{pretty(m)} {results[m][t]['P_w']['value']:.1f}" for m in lower)
+                                      + " — agrees" if lower else "no method is significantly lower — disagrees")
+            + (f"; not significantly lower: {', '.join(pretty(m) for m in rait_methods if m not in lower)}."
+               if lower and len(lower) < len(rait_methods) else ".")]
+
+
 def claims(results: dict, tests: list[str], methods: list[str]) -> list[str]:
     """Plain statements of where this run agrees or disagrees with the papers' claims, per test set."""
     label = {"id": "in-domain", "ood": "out-of-domain"}
     lines = ["### Against the papers' claims", ""]
-    if "init_basic" in results:
-        known = ", ".join(f"{label.get(t, t)} {results['init_basic'][t]['P_c']['value']:.1f} %" for t in tests)
+    if REFERENCE in results:
+        known = ", ".join(f"{label.get(t, t)} {results[REFERENCE][t]['P_c']['value']:.1f} %" for t in tests)
         lines += ["The papers measure on 7–8B chat models (LLaMA2-7B-Chat, LLaMA3-8B-Instruct) that know much of the "
-                  f"training domain; here Init-Basic answers correctly on {known} of the test questions. With so "
-                  "little known, the van pool is small, the label sets are refusal-heavy (table above) and a method "
-                  "can gain little THS: keeping P_c while cutting P_w is what THS rewards, and there is almost no "
-                  "P_c to keep. The statements below are what this run measured, not a test of the papers at their "
-                  "scale.", ""]
-    rait_methods = [m for m in ("cor_rait", "r_tuning", "corcer", "craft", "grait") if m in methods]
+                  f"training domain; here {pretty(REFERENCE)} answers correctly on {known} of the test questions. "
+                  "With so little known, the van pool is small, the label sets are refusal-heavy (table above) and a "
+                  "method can gain little THS: keeping P_c while cutting P_w is what THS rewards, and there is almost "
+                  "no P_c to keep. The statements below are what this run measured, not a test of the papers at "
+                  "their scale.", ""]
+    rait_methods = [m for m in methods if get(m).trains and m != VANILLA]
     for t in tests:
         where = label.get(t, t)
-        if all(x in results for x in ("grait", "craft", "cor_rait")):
-            g, cr, co = (results[x][t]["THS"] for x in ("grait", "craft", "cor_rait"))
-            holds = g["value"] >= cr["value"] >= co["value"]
-            unresolved = [f"{a} vs {b}" for (a, x), (b, y) in ((("GRAIT", g), ("CRaFT", cr)),
-                                                                (("CRaFT", cr), ("Cor-RAIT", co)))
-                          if _overlap(x, y)]
-            lines.append(
-                f"- {where}: THS GRAIT {g['value']:.1f}, CRaFT {cr['value']:.1f}, Cor-RAIT {co['value']:.1f} — the "
-                f"papers' ordering GRAIT ≥ CRaFT ≥ Cor-RAIT **{'holds' if holds else 'does not hold'}** here"
-                + (f" (95 % CIs overlap for {', '.join(unresolved)}: that step is not resolved at this n)."
-                   if unresolved else " (CIs separate)."))
-        if "grait" in results and "craft" in results:
-            parts = []
-            for k, what in (("P_c", "correct"), ("P_w", "wrong"), ("P_r", "refused")):
-                g, cr = results["grait"][t][k], results["craft"][t][k]
-                rel = "similar" if _overlap(g, cr) else ("more" if g["value"] > cr["value"] else "less")
-                parts.append(f"{what} {rel} ({g['value']:.1f} vs {cr['value']:.1f})")
-            lines.append(f"- {where}: GRAIT vs CRaFT (the papers: GRAIT cuts wrong answers with less over-refusal): "
-                         + ", ".join(parts) + " — 'more'/'less' where the 95 % CIs separate.")
-        if "van" in results and rait_methods:
-            v = results["van"][t]["P_w"]
-            lower = [m for m in rait_methods if results[m][t]["P_w"]["hi"] < v["lo"]]
-            lines.append(
-                f"- {where}: the papers' RAIT methods answer wrongly less often than Van-Tuning (P_w "
-                f"{v['value']:.1f}): " + (", ".join(f"{pretty(m)} {results[m][t]['P_w']['value']:.1f}" for m in lower)
-                                          + " — agrees" if lower else "no method is significantly lower — disagrees")
-                + (f"; not significantly lower: {', '.join(pretty(m) for m in rait_methods if m not in lower)}."
-                   if lower and len(lower) < len(rait_methods) else "."))
+        lines += _ordering(results, t, where) + _pair(results, t, where) + _vanilla(results, t, where, rait_methods)
         pos = [m for m in methods if "THS" in results[m][t] and results[m][t]["THS"]["lo"] > 0]
         neg = [m for m in methods if "THS" in results[m][t] and results[m][t]["THS"]["hi"] < 0]
         lines.append(f"- {where}: THS significantly above Init-Basic (CI > 0): "
@@ -165,7 +174,7 @@ def chance_check(plan, results: dict) -> list[str]:
         if not rows or not rows[0].get("choices"):
             continue
         chance = 100 * sum(1 / len(r["choices"]) for r in rows) / len(rows)
-        pc = results["init_basic"][t]["P_c"]
+        pc = results[REFERENCE][t]["P_c"]
         at = pc["lo"] <= chance <= pc["hi"]
         lines.append(f"- {t}: chance is {chance:.1f} % (1 / options); Init-Basic gets P_c {pc['value']:.1f} "
                      f"[{pc['lo']:.1f}, {pc['hi']:.1f}] — {'at chance' if at else 'not at chance'}.")
@@ -188,7 +197,7 @@ def render(plan, section: str, wall: float, config: str, report: str | None = No
     results, ref = res["results"], res["reference"]
     c = plan.cfg
     tests = list(plan.tests())
-    n = {t: results["init_basic"][t]["n"] for t in tests}
+    n = {t: results[REFERENCE][t]["n"] for t in tests}
     lines = [f"<!-- {section}:start -->", f"## Quality: `{Path(plan.root).name}` ({section})", "",
              f"Produced by `python bench/quality.py --config {_rel(config)} --section {section}` "
              f"(every stage of `rait run`; numbers read from `{_rel(plan.root)}/results.json`)."

@@ -12,12 +12,16 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from rait.metrics import RATE_KEYS, VERDICTS, ths
+
+if TYPE_CHECKING:
+    from rait.pipeline import Plan
 
 EXTRA_KEYS = ("AUROC", "AP", "over_conservativeness", "prudence", "honesty")
 
@@ -79,4 +83,82 @@ def mean_extras(metric_dicts: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         vals = [float(m[k]) for m in metric_dicts if isinstance(m.get(k), (int, float)) and not math.isnan(m[k])]
         if vals:
             out[k] = float(np.mean(vals))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ a whole run
+def reference_point(metrics: Mapping[str, Any]) -> tuple[float, float] | None:
+    """(P_c0, P_w0) of the reference's metrics, or None when THS is undefined there (P_w0 = 0).
+
+    P_c0 = 0 leaves THS defined (``THS = P_c``: every answer counts, the reference knew nothing).
+
+    >>> reference_point({"P_c": {"value": 40.0}, "P_w": {"value": 0.0}}) is None
+    True
+    >>> reference_point({"P_c": {"value": 0.0}, "P_w": {"value": 60.0}})
+    (0.0, 60.0)
+    """
+    ref = (float(metrics["P_c"]["value"]), float(metrics["P_w"]["value"]))
+    return ref if ref[1] > 0 else None
+
+
+def write_results(plan: "Plan") -> None:
+    """Write ``results.json`` (seed-aggregated metrics per method x test set) and ``run.json``.
+
+    Training-free methods are evaluated once (first seed). Where the reference has P_w0 = 0, THS is
+    undefined: the test set's ``reference`` entry says so (``THS_undefined``) and no method gets a THS there.
+    """
+    from rait.artifacts import atomic_write_text, read_jsonl
+    from rait.config import to_dict
+    from rait.methods import REFERENCE, get
+
+    c = plan.cfg
+    results: dict[str, Any] = {}
+    reference: dict[str, Any] = {}
+    n_boot = c.stage("eval").n_boot
+    for test in plan.tests():
+        ref_m = json.loads((plan.eval_dir(REFERENCE, c.seeds[0], test) / "metrics.json").read_text())
+        ref = reference_point(ref_m)
+        reference[test] = {"P_c0": ref_m["P_c"]["value"], "P_w0": ref_m["P_w"]["value"]}
+        if ref is None:
+            reference[test]["THS_undefined"] = "P_w0 = 0: THS is undefined for this reference point"
+        for m in c.methods:
+            seeds = c.seeds if get(m).trains else [c.seeds[0]]
+            dirs = [plan.eval_dir(m, s, test) for s in seeds]
+            per_seed = [[r["verdict"] for r in read_jsonl(d / "items.jsonl")] for d in dirs]
+            agg = aggregate_verdicts(per_seed, ref=ref, n_boot=n_boot)
+            agg.update(mean_extras([json.loads((d / "metrics.json").read_text()) for d in dirs]))
+            agg["seeds"] = seeds
+            results.setdefault(m, {})[test] = agg
+    atomic_write_text(plan.root / "results.json",
+                      json.dumps({"results": results, "reference": reference}, indent=2, sort_keys=True) + "\n")
+    tests = {k: str(v) for k, v in plan.tests().items()}
+    atomic_write_text(plan.root / "run.json", json.dumps(
+        {"name": c.name, "model": c.model, "methods": c.methods, "tests": tests, "seeds": c.seeds,
+         "config": to_dict(c)}, indent=2) + "\n")
+
+
+def summary_table(plan: "Plan") -> str:
+    """Markdown table: methods x test sets with P_c, P_w, P_r, THS (95 % CI; ``-`` where THS is undefined)."""
+    from rait.evaluate import fmt_ci
+
+    res = json.loads((plan.root / "results.json").read_text())["results"]
+    tests = list(plan.tests())
+    head = "| method | " + " | ".join(f"{t} P_c | {t} P_w | {t} P_r | {t} THS" for t in tests) + " |"
+    lines = [head, "| --- " * (1 + 4 * len(tests)) + "|"]
+    for m in plan.cfg.methods:
+        cells = []
+        for t in tests:
+            r = res[m][t]
+            cells += [fmt_ci(r["P_c"]), fmt_ci(r["P_w"]), fmt_ci(r["P_r"]), fmt_ci(r.get("THS"))]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def stage_times(plan: "Plan") -> dict[str, float]:
+    """Seconds each stage took when it last ran (from the markers)."""
+    out = {}
+    for st in plan.stages.values():
+        mk = plan._marker(st)
+        if mk.exists():
+            out[st.name] = json.loads(mk.read_text()).get("seconds", 0.0)
     return out

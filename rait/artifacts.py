@@ -84,6 +84,11 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def file_info(path: str | Path) -> dict[str, str]:
+    """``{"path", "sha256"}`` of an input file (the form every manifest records its inputs in)."""
+    return {"path": str(path), "sha256": sha256_file(path)}
+
+
 def sha256_json(obj: Any) -> str:
     """Hex sha256 of an object's canonical JSON."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()

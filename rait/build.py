@@ -7,9 +7,9 @@ columns the method needs, calls the method's pure ``build(table, cfg)`` and writ
   * ``train.jsonl``: TRL conversational rows (sorted keys, one per line; docs/artifacts.md);
   * ``summary.json``: counts per label, thresholds, pool sizes, quotas, shortfalls, drops per reason, seed;
   * ``decisions.jsonl``: one record per table id (values used, pool, rank/quota, label or drop reason);
-  * ``manifest.json``: method, resolved config, input paths + sha256, rait version.
+  * ``manifest.json``: method, resolved config, input paths + sha256, versions, git SHA, timings.
 
-Same inputs and config give byte-identical files. Command line::
+Same inputs and config give byte-identical files (the manifest differs only in its timings). Command line::
 
     rait build --list                                   # methods and descriptions
     rait build --list --method craft                    # that method's config keys
@@ -31,17 +31,16 @@ Example:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
+import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
-
-import rait
-from rait.config import ConfigError, apply_overrides, from_dict, help_lines, read_yaml, to_dict
+from rait.artifacts import atomic_write_text, file_info, write_manifest
+from rait.config import ConfigError, add_config_arguments, apply_overrides, from_dict, help_lines, read_yaml, to_dict
 from rait.errors import DataError, RaitError
-from rait.methods import Method, available, get
+from rait.methods import Method, available, get, load_plugin
+from rait.methods._common import CommonConfig
 
 REHEARSED_COLUMNS = ("correctness_rehearsed", "certainty_rehearsed", "flow")
 
@@ -98,7 +97,7 @@ def merge_rehearsed(
 
 def check_columns(method: Method, table: list[dict[str, Any]], lines: list[int], path: Any, rehearsed: bool) -> None:
     """DataError naming the method, the column and the file/line of the first row without it."""
-    for col in method.needs:
+    for col in method.columns:
         for row, line in zip(table, lines):
             if row.get(col) is None:
                 if col in REHEARSED_COLUMNS and not rehearsed:
@@ -109,15 +108,17 @@ def check_columns(method: Method, table: list[dict[str, Any]], lines: list[int],
 
 
 def load_config(
-    method: Method, config_path: str | Path | None = None, overrides: Mapping[str, Any] | Sequence[str] | None = None
+    method: Method, config_path: str | Path | None = None, overrides: Any = None
 ) -> Any:
     """The method's config: YAML file (its fields, or nested under the method name), then overrides.
 
     Args:
         method: the registered method.
         config_path: optional YAML file.
-        overrides: a mapping of field -> value, or ``key=value`` strings.
+        overrides: a mapping of field -> value, ``key=value`` strings, or a ready config instance.
     """
+    if isinstance(overrides, method.config_cls):
+        return overrides
     data: dict[str, Any] = {}
     if config_path is not None:
         data = read_yaml(config_path)
@@ -137,17 +138,16 @@ def build_in_memory(
     rehearsed_path: str | Path | None = None, config_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Read, merge, check and build without writing: ``{"method", "cfg", "rows", "summary", "decisions", "inputs"}``."""
-    try:
-        m = get(method)
-    except KeyError as e:
-        raise ConfigError(e.args[0]) from None
+    m = get(method)
+    if not m.trains:
+        raise ConfigError(f"method {method!r} is training-free: it has no training set to build")
     cfg = load_config(m, config_path, cfg_overrides)
     table, lines = read_table(table_path)
-    inputs = {"table": _file_info(table_path)}
+    inputs = {"table": file_info(table_path)}
     if rehearsed_path is not None:
         reh, _ = read_table(rehearsed_path)
         table = merge_rehearsed(table, reh, table_path, rehearsed_path)
-        inputs["rehearsed_table"] = _file_info(rehearsed_path)
+        inputs["rehearsed_table"] = file_info(rehearsed_path)
     check_columns(m, table, lines, table_path, rehearsed_path is not None)
     try:
         rows, summary = m.build(table, cfg)
@@ -155,15 +155,14 @@ def build_in_memory(
         if e.path != "table":  # errors about other files keep their own path
             raise
         raise DataError(table_path, e.line, e.message) from None  # a method's own check on the table rows
-    summary = dict(summary)
-    decisions = summary.pop("decisions", {})
+    decisions = summary.decisions
+    summary = summary.to_dict()
     return {"method": m, "cfg": cfg, "rows": rows, "summary": summary, "decisions": decisions, "inputs": inputs}
 
 
 def run_build(
     method: str, table_path: str | Path, out_dir: str | Path,
-    cfg_overrides: Mapping[str, Any] | Sequence[str] | None = None, rehearsed_path: str | Path | None = None,
-    config_path: str | Path | None = None,
+    cfg_overrides: Any = None, rehearsed_path: str | Path | None = None, config_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Build a training set and write ``train.jsonl``, ``summary.json``, ``decisions.jsonl``, ``manifest.json``.
 
@@ -171,23 +170,25 @@ def run_build(
         method: registered method name (``rait build --list``).
         table_path: the knowledge table (JSONL).
         out_dir: output directory (created).
-        cfg_overrides: config fields as a mapping or ``key=value`` strings (applied after ``config_path``).
+        cfg_overrides: config fields as a mapping or ``key=value`` strings (applied after ``config_path``), or the
+            method's config instance itself.
         rehearsed_path: the rehearsed model's knowledge table (CRaFT).
         config_path: optional YAML with the method's config.
 
     Returns:
         The summary (as written to ``summary.json``).
     """
+    t0 = time.time()
     res = build_in_memory(method, table_path, cfg_overrides, rehearsed_path, config_path)
+    t1 = time.time()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _write(out / "train.jsonl", "".join(_line(r) for r in res["rows"]))
-    _write(out / "decisions.jsonl", "".join(_line(d) for d in res["decisions"].values()))
-    _write(out / "summary.json", json.dumps(res["summary"], indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    manifest = {"stage": "build", "method": res["method"].name, "config": to_dict(res["cfg"]),
-                "inputs": res["inputs"], "seed": res["summary"].get("seed"),
-                "outputs": ["train.jsonl", "summary.json", "decisions.jsonl"], "rait_version": rait.__version__}
-    _write(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    atomic_write_text(out / "train.jsonl", "".join(_line(r) for r in res["rows"]))
+    atomic_write_text(out / "decisions.jsonl", "".join(_line(d) for d in res["decisions"].values()))
+    atomic_write_text(out / "summary.json", json.dumps(res["summary"], indent=2, sort_keys=True,
+                                                       ensure_ascii=False) + "\n")
+    write_manifest(out, "build", to_dict(res["cfg"]), res["inputs"], {"build": round(t1 - t0, 3)},
+                   method=res["method"].name, seed=res["summary"].get("seed"),
+                   outputs=["train.jsonl", "summary.json", "decisions.jsonl"])
     return res["summary"]
 
 
@@ -221,23 +222,23 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--table", help="knowledge table (table.jsonl from rait probe)")
     p.add_argument("--rehearsed-table", help="knowledge table of the rehearsed model M_r (CRaFT)")
     p.add_argument("--out", help="output directory")
-    p.add_argument("--config", help="YAML with the method's config fields")
-    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="config overrides, e.g. --set n_total=2000 seed=0")
     p.add_argument("--list", action="store_true", help="list methods (with --method: its config keys) and exit")
     p.add_argument("--explain", metavar="ID", help="print why one item got its label (writes nothing without --out)")
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                   help="import a method file (or module) first, so that its method can be named (repeatable)")
+    add_config_arguments(p, CommonConfig)  # the fields every method shares; method-specific ones: --set key=value
     p.set_defaults(func=_main)
     return p
 
 
 def _main(args: argparse.Namespace) -> int:
+    for plugin in args.plugin:
+        load_plugin(plugin)
     if args.list:
         if args.method:
-            try:
-                m = get(args.method)
-            except KeyError as e:
-                raise ConfigError(e.args[0]) from None
-            print(f"{m.name}: {m.description}")
+            m = get(args.method)
+            print(f"{m.name} ({m.display}; {m.paper or 'no paper'}): {m.description}")
+            print(f"  needs: {', '.join(m.needs) or 'nothing'}" + ("" if m.trains else "  (training-free)"))
             for line in help_lines(m.config_cls):
                 print(f"  {line}")
             return 0
@@ -251,8 +252,10 @@ def _main(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{flag} is required (see rait build --help)")
     if not args.out and not args.explain:
         raise ConfigError("--out is required unless --explain or --list is given")
+    flags = {k[5:]: v for k, v in vars(args).items() if k.startswith("cfg__")}
+    cfg = apply_overrides(load_config(get(args.method), args.config, flags), args.set)
     if args.out:
-        summary = run_build(args.method, args.table, args.out, args.set, args.rehearsed_table, args.config)
+        summary = run_build(args.method, args.table, args.out, cfg, args.rehearsed_table)
         if args.explain:
             decisions = {}
             with open(Path(args.out) / "decisions.jsonl", encoding="utf-8") as fh:
@@ -264,7 +267,7 @@ def _main(args: argparse.Namespace) -> int:
             c = summary.get("counts", {})
             print(f"wrote {summary.get('n_rows')} rows ({', '.join(f'{k}={v}' for k, v in c.items())}) to {args.out}")
         return 0
-    res = build_in_memory(args.method, args.table, args.set, args.rehearsed_table, args.config)
+    res = build_in_memory(args.method, args.table, cfg, args.rehearsed_table)
     print(explain(res["decisions"], res["summary"], args.explain))
     return 0
 
@@ -276,17 +279,3 @@ def _fmt(v: Any) -> str:
 
 def _line(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _file_info(path: str | Path) -> dict[str, str]:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return {"path": str(path), "sha256": h.hexdigest()}

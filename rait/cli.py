@@ -51,12 +51,36 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
+def unknown_flag(parser: argparse.ArgumentParser, command: str | None, argv: Sequence[str]) -> str | None:
+    """``unknown option --x (did you mean --y?)`` for the first flag the subcommand does not take, else None.
+
+    argparse would otherwise report the flag's *value* as an invalid positional choice.
+    """
+    from rait.registry import did_you_mean
+
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    if command is None or sub is None or command not in sub.choices:
+        return None
+    known = sub.choices[command]._option_string_actions
+    for tok in argv[argv.index(command) + 1:]:
+        if tok == "--":
+            break
+        flag = tok.split("=", 1)[0]
+        if flag.startswith("--") and flag not in known:
+            return f"unknown option {flag}{did_you_mean(flag, [k for k in known if k.startswith('--')])}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rait`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     first = next((a for a in argv if not a.startswith("-")), None)
     only = first if first in COMMANDS else None
     parser = build_parser(only=only)
+    bad = unknown_flag(parser, only, argv)
+    if bad:
+        print(f"rait {only}: error: {bad}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

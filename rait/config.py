@@ -131,9 +131,16 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str | None = Non
     where = where or cls.__name__
     hints = _hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(data) - names, key=str)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
+        from rait.registry import did_you_mean
+
+        hints = "; ".join(f"unknown key {k!r}{did_you_mean(k, names)}" for k in unknown)
+        raise ConfigError(f"{where}: {hints}; known: {', '.join(sorted(names))}")
+    for f in dataclasses.fields(cls):  # a nested section given in part keeps the field's own defaults
+        if isinstance(data.get(f.name), dict) and dataclasses.is_dataclass(hints[f.name]) \
+                and f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            data[f.name] = {**to_dict(f.default_factory()), **data[f.name]}  # type: ignore[misc]
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
     try:
         return cls(**kwargs)
@@ -168,8 +175,13 @@ def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] = ()) -> 
     return apply_overrides(cfg, overrides)
 
 
-def apply_overrides(cfg: T, overrides: Sequence[str]) -> T:
-    """Return a copy of ``cfg`` with dotted ``a.b=value`` overrides applied (values parsed as YAML scalars)."""
+def apply_overrides(cfg: T, overrides: Sequence[str], where: str = "--set") -> T:
+    """Return a copy of ``cfg`` with dotted ``a.b=value`` overrides applied (values parsed as YAML scalars).
+
+    A key must name a field (nested sections by ``section.field``); inside a free-form mapping field (``dict``,
+    such as a run config's ``probe:`` settings) any key may be set, even one the file does not mention; the
+    config's own validation then checks it. Unknown keys get a did-you-mean.
+    """
     data = to_dict(cfg)
     for ov in overrides:
         if "=" not in ov:
@@ -180,16 +192,35 @@ def apply_overrides(cfg: T, overrides: Sequence[str]) -> T:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
-        node = data
-        parts = key.split(".")
-        for p in parts[:-1]:
-            if not isinstance(node.get(p), dict):
-                raise ConfigError(f"override {ov!r}: {p!r} is not a config section")
-            node = node[p]
-        if parts[-1] not in node:
-            raise ConfigError(f"override {ov!r}: unknown key {key!r}")
-        node[parts[-1]] = value
-    return from_dict(type(cfg), data)
+        _set_path(type(cfg), data, key.split("."), value, ov)
+    return from_dict(type(cfg), data, where=where)
+
+
+def _set_path(cls: Any, node: dict[str, Any], parts: list[str], value: Any, ov: str) -> None:
+    """Set ``node[parts...] = value``, checking each part against the fields of ``cls`` (None: free-form)."""
+    from rait.registry import did_you_mean
+
+    head, rest = parts[0], parts[1:]
+    if cls is not None:
+        hints = _hints(cls)
+        if head not in hints:
+            key = ".".join(p for p in ov.split("=", 1)[0].strip().lstrip("-").split("."))
+            raise ConfigError(f"override {ov!r}: unknown key {key!r}{did_you_mean(head, hints)}")
+        tp = hints[head]
+        sub = tp if dataclasses.is_dataclass(tp) else None
+        free = tp is dict or typing.get_origin(tp) is dict
+    else:
+        sub, free = None, True
+    if not rest:
+        node[head] = value
+        return
+    if sub is None and not free:
+        raise ConfigError(f"override {ov!r}: {head!r} is not a config section")
+    if not isinstance(node.get(head), dict):
+        if sub is not None or node.get(head) is not None:
+            raise ConfigError(f"override {ov!r}: {head!r} is not a config section")
+        node[head] = {}
+    _set_path(sub, node[head], rest, value, ov)
 
 
 def help_lines(cls: type, prefix: str = "") -> list[str]:
@@ -208,22 +239,39 @@ def help_lines(cls: type, prefix: str = "") -> list[str]:
     return out
 
 
-def add_config_arguments(parser: Any, cls: type) -> None:
-    """Add ``--config YAML``, ``--set key=value`` and one ``--field`` flag per (non-nested) field of ``cls``."""
-    parser.add_argument("--config", help="YAML file with this stage's settings (flags below override it)")
+def add_config_arguments(parser: Any, cls: type, aliases: dict[str, Sequence[str]] | None = None,
+                         config_flag: bool = True) -> None:
+    """Add ``--config YAML``, ``--set key=value`` and one flag per field of ``cls`` (nested: ``--section.field``).
+
+    Args:
+        parser: an argparse parser.
+        cls: the stage's config dataclass.
+        aliases: extra flag names per field, e.g. ``{"lr": ["learning_rate"]}`` (transformers' names).
+        config_flag: add ``--config`` (off where the subcommand takes its YAML as a positional argument).
+    """
+    if config_flag:
+        parser.add_argument("--config", help="YAML file with this stage's settings (flags below override it)")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="dotted overrides applied last, e.g. --set batch_size=8")
+    _add_field_flags(parser, cls, "", aliases or {})
+
+
+def _add_field_flags(parser: Any, cls: type, prefix: str, aliases: dict[str, Sequence[str]]) -> None:
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(hints[f.name]):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            _add_field_flags(parser, tp, f"{prefix}{f.name}.", aliases)
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         ch = f.metadata.get("choices")
         extra = f" {{{','.join(map(str, ch))}}}" if ch else ""
-        flag = "--" + f.name.replace("_", "-")
-        names = [flag] if flag == "--" + f.name else [flag, "--" + f.name]
-        parser.add_argument(*names, dest=f"cfg__{f.name}", default=argparse.SUPPRESS, metavar="V",
-                            help=f"{f.metadata.get('help', '')}{extra} (default: {default!r})")
+        names = [f"--{prefix}{f.name.replace('_', '-')}", f"--{prefix}{f.name}"]
+        names += [f"--{prefix}{a}" for a in aliases.get(prefix + f.name, ())]
+        kw: dict[str, Any] = {"nargs": "?", "const": "true"} if tp is bool else {}
+        parser.add_argument(*dict.fromkeys(names), dest="cfg__" + (prefix + f.name).replace(".", "__"),
+                            default=argparse.SUPPRESS, metavar="V", **kw,
+                            help=f"{f.metadata.get('help', '')}{extra} (default: {default!r})".replace("%", "%%"))
 
 
 def config_from_args(cls: type[T], args: Any) -> T:
@@ -235,6 +283,10 @@ def config_from_args(cls: type[T], args: Any) -> T:
         where = str(args.config)
     for k, v in vars(args).items():
         if k.startswith("cfg__"):
-            data[k[5:]] = v
+            *sections, name = k[5:].split("__")
+            node = data
+            for sec in sections:
+                node = node.setdefault(sec, {}) if isinstance(node.get(sec, {}), dict) else node
+            node[name] = v  # raw text: from_dict coerces it to the field's type
     cfg = from_dict(cls, data, where=where)
     return apply_overrides(cfg, getattr(args, "set", []) or [])

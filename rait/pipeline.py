@@ -1,21 +1,23 @@
-"""``rait run CONFIG.yaml``: the whole experiment — data → probe → (rehearse → probe) → (grads) → build → train →
-eval → report — for a list of methods, sharing stages between methods.
+"""``rait run CONFIG.yaml``: the whole experiment — data → the artifacts the methods need (probe, rehearse → probe,
+grads) → build → train → eval → report — for a list of methods, sharing stages between methods.
 
-Each stage is one ``rait`` subcommand run in-process with explicit arguments; it writes its artifacts under
-``runs/<name>/<stage>/`` and the pipeline records a ``.stage.json`` marker holding the stage's *key*: a hash of
-its arguments and the keys of the stages it reads from (a Merkle chain). A rerun skips every stage whose marker
-matches, so changing one method's settings reruns only that method's stages. A killed stage resumes inside
-itself (probe chunks, training checkpoints, gradient shards); a stage whose key changed starts from a clean
-directory. ``--dry-run`` prints the plan.
+The stages come from the methods' registrations (:mod:`rait.methods`): each method names the artifact kinds it
+needs, and :mod:`rait.providers` says which stage writes each kind. Trained methods then get build → train (per
+seed) → eval (per test set); training-free methods get their own eval hook (Init-Basic, Init-Refuse). The YAML
+is checked at load time against every stage's typed config (unknown keys are an error with a did-you-mean, in
+``--dry-run`` too), and each stage calls its stage function with its typed config in-process.
 
-Methods: ``init_basic`` and ``init_refuse`` (the initial model with the BASIC / REFUSE prompt, no training) and
-every method of the registry (``rait build --list``).
+Every stage writes under ``runs/<name>/<stage>/`` and the pipeline records a ``.stage.json`` marker holding the
+stage's *key*: a hash of its typed config and the keys of the stages it reads from (a Merkle chain). A rerun
+skips every stage whose marker matches, so changing one method's settings reruns only that method's stages. A
+killed stage resumes inside itself (probe chunks, training checkpoints, gradient shards); a stage whose key
+changed starts from a clean directory. ``--dry-run`` prints the plan.
 
 Example::
 
     rait run configs/demo.yaml              # the demo: 6 methods × 2 test sets
     rait run configs/demo.yaml --dry-run    # what would run
-    rait run configs/demo.yaml --set seeds=[0,1,2] methods.grait.n_total=200
+    rait run configs/demo.yaml --set seeds=[0,1,2] method_config.grait.n_total=200 probe.batch_size=8
 """
 
 from __future__ import annotations
@@ -26,16 +28,18 @@ import json
 import random
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import rait
-from rait.artifacts import atomic_write_text, read_jsonl, sha256_json, write_jsonl
-from rait.config import ConfigError, apply_overrides, load_yaml, option
+from rait.aggregate import stage_times, summary_table, write_results
+from rait.artifacts import atomic_write_text, sha256_json, write_jsonl
+from rait.config import ConfigError, apply_overrides, from_dict, load_yaml, option
 from rait.errors import RaitError
-
-BASELINES = ("init_basic", "init_refuse")
+from rait.methods import DEFAULT_METHODS, REFERENCE, EvalContext, get, load_plugin
+from rait.providers import KINDS, closure, deps_of
+from rait.registry import unknown_message
 
 
 @dataclass
@@ -51,81 +55,128 @@ class DataSection:
     seed: int = option(0, "shuffle seed of the draws")
 
 
+#: run-config section -> (module, stage config class, fields that rait run sets itself)
+SECTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "probe": ("rait.probe", "ProbeConfig", ("model", "data", "out", "dtype")),
+    "rehearse": ("rait.rehearse", "RehearseConfig", ("table", "model", "out")),
+    "grads": ("rait.gradients.cli", "GradsConfig", ("table", "model", "adapter", "optimizer_state", "out")),
+    "train": ("rait.train", "TrainConfig", ("data", "model", "out", "seed")),
+    "eval": ("rait.evaluate", "EvalConfig", ("model", "data", "out", "prompt", "reference", "dtype")),
+}
+
+
+def section_class(name: str) -> type:
+    """The typed config class of a run-config section (``probe`` -> ``ProbeConfig``)."""
+    import importlib
+
+    mod, cls, _ = SECTIONS[name]
+    return getattr(importlib.import_module(mod), cls)
+
+
 @dataclass
 class RunConfig:
-    """A whole experiment; the stage sections are passed to the stages as ``--set key=value`` overrides."""
+    """A whole experiment. Every stage section is checked against its stage's typed config when loaded."""
 
     name: str = option("demo", "run name: artifacts go to OUT_ROOT/NAME")
     out_root: str = option("runs", "root directory of runs")
     model: str = option("default", "initial model M0 (spec)")
     dtype: str = option("auto", "inference dtype", choices=("auto", "float32", "bfloat16"))
-    methods: list[str] = option(["init_basic", "init_refuse", "van", "cor_rait", "craft", "grait"],
-                                "methods to compare, in report order")
+    methods: list[str] = option(list(DEFAULT_METHODS), "methods to compare, in report order")
+    plugins: list[str] = option([], "method files (.py) or modules imported first (docs/extending.md)")
     seeds: list[int] = option([0], "training seeds (every trained method is trained and evaluated once per seed)")
     data: DataSection = field(default_factory=DataSection, metadata={"help": "data", "choices": None})
-    probe: dict = option({}, "rait probe settings (k, max_new_tokens, fewshot, certainty, batch_size, ...)")
-    rehearse: dict = option({}, "rait rehearse settings (n, thresholds, fallback, train.* ...)")
-    grads: dict = option({}, "rait grads flags (dim, batch_size, ...)")
-    build: dict = option({}, "settings for every method's build (n_total, fraction, ...)")
-    method_config: dict = option({}, "per-method build settings: {method: {key: value}}")
-    train: dict = option({}, "rait train settings (epochs, lr, batch_size, ...)")
-    eval: dict = option({}, "rait eval settings (max_new_tokens, batch_size, refusal, n_boot, ...)")
+    probe: dict = option({}, "rait probe settings (ProbeConfig fields: k, temperature, max_new_tokens, ...)")
+    rehearse: dict = option({}, "rait rehearse settings (RehearseConfig fields: n, fallback, train.* ...)")
+    grads: dict = option({}, "rait grads settings (GradsConfig fields: dim, batch_size, ...)")
+    build: dict = option({}, "settings for every trained method's build (CommonConfig fields: n_total, ...)")
+    method_config: dict = option({}, "per-method settings: {method: {key: value}}")
+    train: dict = option({}, "rait train settings (TrainConfig fields: epochs, lr, batch_size, ...)")
+    eval: dict = option({}, "rait eval settings (EvalConfig fields: max_new_tokens, batch_size, n_boot, ...)")
     report: bool = option(True, "write report.md / report.html at the end")
 
     def __post_init__(self) -> None:
+        for p in self.plugins:
+            load_plugin(p)
         from rait.methods import available
 
-        known = set(BASELINES) | set(available())
+        known = available()
         bad = [m for m in self.methods if m not in known]
         if bad:
-            raise ConfigError(f"unknown method(s) {bad}; known: {sorted(known)}")
+            raise ConfigError("methods: " + "; ".join(unknown_message("method", m, known) for m in bad))
         if not self.seeds:
             raise ConfigError("seeds: give at least one training seed")
-        if "init_basic" not in self.methods:
-            self.methods = ["init_basic", *self.methods]  # the THS reference is always evaluated
+        if REFERENCE not in self.methods:
+            self.methods = [REFERENCE, *self.methods]  # the THS reference is always evaluated
+        self._stages = {name: self._section(name) for name in SECTIONS}
+        for m in self.method_config:
+            if m not in known:
+                raise ConfigError("method_config: " + unknown_message("method", m, known))
+        self._methods = {m: self._method_cfg(m) for m in self.methods}
+
+    def _section(self, name: str) -> Any:
+        data = getattr(self, name)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{name}: expected a mapping of settings, got {data!r}")
+        managed = sorted(set(data) & set(SECTIONS[name][2]))
+        if managed:
+            raise ConfigError(f"{name}: {managed} are set by rait run itself (model, dtype and paths come from the "
+                              "top level of the run config); remove them from this section")
+        return from_dict(section_class(name), data, where=name)
+
+    def _method_cfg(self, m: str) -> Any:
+        meth = get(m)
+        own = self.method_config.get(m) or {}
+        if not isinstance(own, dict):
+            raise ConfigError(f"method_config.{m}: expected a mapping, got {own!r}")
+        data = {**(self.build if meth.trains else {}), **own}
+        fields = {f.name for f in dataclasses.fields(meth.config_cls)}
+        for kind in meth.needs:
+            target = KINDS.get(kind).build_field
+            if target and target not in fields:
+                raise ConfigError(f"method {m!r} needs {kind!r}, which reaches it in the config field {target!r}; "
+                                  f"add that field to {meth.config_cls.__name__}")
+        return from_dict(meth.config_cls, data, where=f"method_config.{m}" if own else f"build (for {m})")
+
+    def stage(self, name: str) -> Any:
+        """The typed config of a stage section (``probe``, ``rehearse``, ``grads``, ``train``, ``eval``)."""
+        return self._stages[name]
+
+    def method(self, name: str) -> Any:
+        """The typed config of one method (``build`` settings, then its ``method_config`` entry)."""
+        return self._methods[name]
 
 
 @dataclass
 class Stage:
-    """One step of the plan."""
+    """One step of the plan: ``fn()`` writes ``out``; ``cfg`` (its typed config) is hashed into ``key``."""
 
     name: str
     out: Path
-    argv: list[str]
+    cfg: Any
+    fn: Callable[[], Any]
     deps: list[str] = field(default_factory=list)
-    run: Callable[[], None] | None = None  # in-process callable instead of argv
     key: str = ""
 
 
-def _sets(d: dict[str, Any], prefix: str = "") -> list[str]:
-    """Flatten a settings dict into ``key=value`` overrides (nested dicts become dotted keys)."""
-    out = []
-    for k, v in sorted(d.items()):
-        if isinstance(v, dict):
-            out.extend(_sets(v, f"{prefix}{k}."))
-        else:
-            out.append(f"{prefix}{k}={json.dumps(v)}")
-    return out
-
-
-def _with_sets(argv: list[str], d: dict[str, Any]) -> list[str]:
-    out = list(argv)
-    for kv in _sets(d):
-        out += ["--set", kv]
-    return out
+def spec(obj: Any) -> Any:
+    """A JSON-able form of a stage's config (dataclasses as dicts, paths as strings)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = dataclasses.asdict(obj)
+    return json.loads(json.dumps(obj, default=str, sort_keys=True))
 
 
 class Plan:
-    """The stages of a run, in execution order, with their keys."""
+    """The stages of a run, in execution order, with their keys (derived from the methods' declarations)."""
 
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
         self.root = Path(cfg.out_root) / cfg.name
+        self.pool = self.root / "data" / "pool.jsonl"
         self.stages: dict[str, Stage] = {}
         self._make()
 
     def add(self, st: Stage) -> None:
-        st.key = sha256_json({"argv": st.argv, "deps": [self.stages[d].key for d in st.deps],
+        st.key = sha256_json({"config": spec(st.cfg), "deps": [self.stages[d].key for d in st.deps],
                               "version": rait.__version__, "name": st.name})
         self.stages[st.name] = st
 
@@ -139,80 +190,71 @@ class Plan:
     def eval_dir(self, method: str, seed: int, test: str) -> Path:
         return self.root / "eval" / method / f"seed{seed}" / test
 
+    def trained(self) -> list[str]:
+        """Methods of the run that build and train (the others are training-free)."""
+        return [m for m in self.cfg.methods if get(m).trains]
+
     def _make(self) -> None:
         c, r = self.cfg, self.root
-        trained = [m for m in c.methods if m not in BASELINES]
-        need_rehearse = any(m in ("craft", "grait") for m in trained)
-        self.add(Stage("data", r / "data", ["data", json.dumps(dataclasses.asdict(c.data), sort_keys=True)],
-                       run=lambda: make_data(c.data, r / "data")))
-        pool = f"jsonl:{r / 'data' / 'pool.jsonl'}"
-        common = ["--model", c.model, "--dtype", c.dtype]
-        if trained:
-            self.add(Stage("probe_m0", r / "probe" / "m0", _with_sets(
-                ["probe", "--data", pool, "--out", str(r / "probe" / "m0"), *common], c.probe), deps=["data"]))
-        if need_rehearse:
-            self.add(Stage("rehearse", r / "rehearse", _with_sets(
-                ["rehearse", "--table", str(r / "probe" / "m0" / "table.jsonl"), "--model", c.model,
-                 "--out", str(r / "rehearse"), "--set", "save_optimizer=true"], c.rehearse), deps=["probe_m0"]))
-        if "craft" in trained:
-            self.add(Stage("probe_mr", r / "probe" / "mr", _with_sets(
-                ["probe", "--data", pool, "--out", str(r / "probe" / "mr"), "--model", str(r / "rehearse" / "model"),
-                 "--dtype", c.dtype], c.probe), deps=["rehearse", "data"]))
-        if "grait" in trained:
-            argv = ["grads", "--table", str(r / "probe" / "m0" / "table.jsonl"), "--model", c.model,
-                    "--adapter", str(r / "rehearse" / "model" / "adapter"),
-                    "--optimizer-state", str(r / "rehearse" / "model" / "optimizer.safetensors"),
-                    "--out", str(r / "grads")]
-            for k, v in sorted(c.grads.items()):
-                argv += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
-            self.add(Stage("grads", r / "grads", argv, deps=["probe_m0", "rehearse"]))
-        tests = self.tests()
-        for test, path in tests.items():
-            for m in BASELINES:
-                if m not in c.methods:
-                    continue
-                out = self.eval_dir(m, c.seeds[0], test)
-                argv = ["eval", "--model", c.model, "--dtype", c.dtype, "--data", f"jsonl:{path}", "--out", str(out),
-                        "--prompt", "basic" if m == "init_basic" else "refuse"]
-                deps = ["data"]
-                if m == "init_refuse":
-                    argv += ["--reference", str(self.eval_dir("init_basic", c.seeds[0], test))]
-                    deps.append(f"eval:init_basic:{c.seeds[0]}:{test}")
-                self.add(Stage(f"eval:{m}:{c.seeds[0]}:{test}", out, _with_sets(argv, c.eval), deps=deps))
-        for m in trained:
-            bdir = r / "build" / m
-            argv = ["build", "--method", m, "--table", str(r / "probe" / "m0" / "table.jsonl"), "--out", str(bdir)]
-            deps = ["probe_m0"]
-            settings = {**c.build, **c.method_config.get(m, {})}
-            if m == "craft":
-                argv += ["--rehearsed-table", str(r / "probe" / "mr" / "table.jsonl")]
-                deps.append("probe_mr")
-            if m == "grait":
-                settings["grads_dir"] = str(r / "grads")
-                deps.append("grads")
-            self.add(Stage(f"build:{m}", bdir, _with_sets(argv, settings), deps=deps))
-            for s in c.seeds:
-                tdir = r / "train" / m / f"seed{s}"
-                self.add(Stage(f"train:{m}:{s}", tdir, _with_sets(
-                    ["train", "--data", str(bdir / "train.jsonl"), "--model", c.model, "--out", str(tdir),
-                     "--set", f"seed={s}"], c.train), deps=[f"build:{m}"]))
-                for test, path in tests.items():
-                    out = self.eval_dir(m, s, test)
-                    argv = ["eval", "--model", str(tdir), "--dtype", c.dtype, "--data", f"jsonl:{path}",
-                            "--out", str(out), "--prompt", "refuse",
-                            "--reference", str(self.eval_dir("init_basic", c.seeds[0], test))]
-                    self.add(Stage(f"eval:{m}:{s}:{test}", out, _with_sets(argv, c.eval),
-                                   deps=[f"train:{m}:{s}", f"eval:init_basic:{c.seeds[0]}:{test}"]))
+        self.add(Stage("data", r / "data", c.data, lambda: make_data(c.data, r / "data")))
+        for kind in closure(k for m in c.methods for k in get(m).needs):
+            self.add(KINDS.get(kind).make(self))
+        free = [m for m in c.methods if not get(m).trains]
+        for m in sorted(free, key=lambda m: m != REFERENCE):  # the reference first
+            for test, path in self.tests().items():
+                self._eval_free(m, test, path)
+        for m in self.trained():
+            self._trained(m)
         evals = [n for n in self.stages if n.startswith("eval:")]
-        self.add(Stage("aggregate", r, ["aggregate", *c.methods], deps=evals, run=lambda: aggregate(self)))
+        self.add(Stage("aggregate", r, {"methods": c.methods, "seeds": c.seeds, "n_boot": c.stage("eval").n_boot},
+                       lambda: write_results(self), deps=evals))
+
+    def _ref(self, test: str) -> tuple[Path, str]:
+        s0 = self.cfg.seeds[0]
+        return self.eval_dir(REFERENCE, s0, test), f"eval:{REFERENCE}:{s0}:{test}"
+
+    def _eval_free(self, m: str, test: str, path: Path) -> None:
+        c, meth = self.cfg, get(m)
+        out = self.eval_dir(m, c.seeds[0], test)
+        ref_dir, ref_stage = self._ref(test)
+        ctx = EvalContext(method=m, cfg=c.method(m), model=c.model, dtype=c.dtype, test=test, data=path, out=out,
+                          reference=None if m == REFERENCE else ref_dir,
+                          artifacts={k: KINDS.get(k).path(self.root) for k in meth.needs}, eval=c.stage("eval"))
+        deps = ["data", *deps_of(meth.needs)] + ([] if m == REFERENCE else [ref_stage])
+        self.add(Stage(f"eval:{m}:{c.seeds[0]}:{test}", out, ctx, lambda: meth.evaluate(ctx), deps=deps))
+
+    def _trained(self, m: str) -> None:
+        from rait.build import run_build
+        from rait.evaluate import evaluate
+        from rait.train import train
+
+        c, r, meth = self.cfg, self.root, get(m)
+        bdir = r / "build" / m
+        mcfg = replace(c.method(m), **{KINDS.get(k).build_field: str(KINDS.get(k).path(r))
+                                        for k in meth.needs if KINDS.get(k).build_field})
+        reh = KINDS.get("rehearsed_table").path(r) if "rehearsed_table" in meth.needs else None
+        bspec = {"method": m, "table": str(KINDS.get("table").path(r)), "rehearsed_table": reh, "out": bdir,
+                 "config": mcfg}
+        self.add(Stage(f"build:{m}", bdir, bspec, lambda: run_build(m, bspec["table"], bdir, mcfg, reh),
+                       deps=deps_of(meth.needs)))
+        for s in c.seeds:
+            tdir = r / "train" / m / f"seed{s}"
+            tcfg = replace(c.stage("train"), data=str(bdir / "train.jsonl"), model=c.model, out=str(tdir), seed=s)
+            self.add(Stage(f"train:{m}:{s}", tdir, tcfg, lambda tcfg=tcfg: train(tcfg), deps=[f"build:{m}"]))
+            for test, path in self.tests().items():
+                ref_dir, ref_stage = self._ref(test)
+                ecfg = replace(c.stage("eval"), model=str(tdir), dtype=c.dtype, data=f"jsonl:{path}",
+                               out=str(self.eval_dir(m, s, test)), prompt="refuse", reference=str(ref_dir))
+                self.add(Stage(f"eval:{m}:{s}:{test}", Path(ecfg.out), ecfg, lambda ecfg=ecfg: evaluate(ecfg),
+                               deps=[f"train:{m}:{s}", ref_stage]))
 
     # ---------------------------------------------------------------------------------------------- status
-    def done(self, st: Stage) -> bool:
-        marker = st.out / ".stage.json" if st.name != "aggregate" else self.root / ".aggregate.json"
-        return marker.exists() and json.loads(marker.read_text()).get("key") == st.key
-
     def _marker(self, st: Stage) -> Path:
         return st.out / ".stage.json" if st.name != "aggregate" else self.root / ".aggregate.json"
+
+    def done(self, st: Stage) -> bool:
+        marker = self._marker(st)
+        return marker.exists() and json.loads(marker.read_text()).get("key") == st.key
 
 
 def make_data(d: DataSection, out: Path) -> None:
@@ -241,45 +283,15 @@ def make_data(d: DataSection, out: Path) -> None:
         write_jsonl(out / "ood.jsonl", [it.to_dict() for it in ood[: d.n_ood]])
 
 
-def aggregate(plan: Plan) -> None:
-    """Write ``results.json`` (seed-aggregated metrics per method × test set) and ``run.json``."""
-    from rait.aggregate import aggregate_verdicts, mean_extras
-
-    c = plan.cfg
-    results: dict[str, Any] = {}
-    reference: dict[str, Any] = {}
-    n_boot = int(c.eval.get("n_boot", 1000))
-    for test in plan.tests():
-        ref_m = json.loads((plan.eval_dir("init_basic", c.seeds[0], test) / "metrics.json").read_text())
-        ref = (ref_m["P_c"]["value"], ref_m["P_w"]["value"])
-        reference[test] = {"P_c0": ref[0], "P_w0": ref[1]}
-        for m in c.methods:
-            seeds = [c.seeds[0]] if m in BASELINES else c.seeds
-            dirs = [plan.eval_dir(m, s, test) for s in seeds]
-            per_seed = [[r["verdict"] for r in read_jsonl(d / "items.jsonl")] for d in dirs]
-            agg = aggregate_verdicts(per_seed, ref=ref if ref[1] > 0 else None, n_boot=n_boot)
-            agg.update(mean_extras([json.loads((d / "metrics.json").read_text()) for d in dirs]))
-            agg["seeds"] = seeds
-            results.setdefault(m, {})[test] = agg
-    atomic_write_text(plan.root / "results.json",
-                      json.dumps({"results": results, "reference": reference}, indent=2, sort_keys=True) + "\n")
-    tests = {k: str(v) for k, v in plan.tests().items()}
-    atomic_write_text(plan.root / "run.json", json.dumps(
-        {"name": c.name, "model": c.model, "methods": c.methods, "tests": tests, "seeds": c.seeds,
-         "config": dataclasses.asdict(c)}, indent=2) + "\n")
-
-
 def execute(plan: Plan, dry_run: bool = False, log: Callable[[str], None] = print) -> dict[str, float]:
     """Run every stage that is not done; returns seconds per executed stage."""
-    from rait.cli import main as cli_main
-
     timings: dict[str, float] = {}
     for st in plan.stages.values():
         if plan.done(st):
             log(f"[skip] {st.name}")
             continue
         if dry_run:
-            log(f"[run ] {st.name}: rait {' '.join(st.argv) if not st.run else '(in-process)'}")
+            log(f"[run ] {st.name}: {json.dumps(spec(st.cfg), sort_keys=True)}")
             continue
         started = st.out / ".stage-started.json"
         if st.name != "aggregate" and st.out.exists() and (
@@ -289,43 +301,11 @@ def execute(plan: Plan, dry_run: bool = False, log: Callable[[str], None] = prin
             atomic_write_text(started, json.dumps({"key": st.key}) + "\n")
         log(f"[run ] {st.name}")
         t0 = time.time()
-        if st.run is not None:
-            st.run()
-        else:
-            rc = cli_main(st.argv)
-            if rc:
-                raise RaitError(f"stage {st.name} failed (exit {rc}): rait {' '.join(st.argv)}")
+        st.fn()
         timings[st.name] = round(time.time() - t0, 2)
         atomic_write_text(plan._marker(st), json.dumps({"key": st.key, "seconds": timings[st.name],
-                                                       "argv": st.argv}) + "\n")
+                                                       "config": spec(st.cfg)}, sort_keys=True) + "\n")
     return timings
-
-
-def summary_table(plan: Plan) -> str:
-    """Markdown table: methods × test sets with P_c, P_w, P_r, THS (95 % CI)."""
-    from rait.evaluate import fmt_ci
-
-    res = json.loads((plan.root / "results.json").read_text())["results"]
-    tests = list(plan.tests())
-    head = "| method | " + " | ".join(f"{t} P_c | {t} P_w | {t} P_r | {t} THS" for t in tests) + " |"
-    lines = [head, "| --- " * (1 + 4 * len(tests)) + "|"]
-    for m in plan.cfg.methods:
-        cells = []
-        for t in tests:
-            r = res[m][t]
-            cells += [fmt_ci(r["P_c"]), fmt_ci(r["P_w"]), fmt_ci(r["P_r"]), fmt_ci(r.get("THS"))]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def stage_times(plan: Plan) -> dict[str, float]:
-    """Seconds each stage took when it last ran (from the markers)."""
-    out = {}
-    for st in plan.stages.values():
-        mk = plan._marker(st)
-        if mk.exists():
-            out[st.name] = json.loads(mk.read_text()).get("seconds", 0.0)
-    return out
 
 
 def run(config: str | Path, overrides: list[str] = (), dry_run: bool = False) -> Plan:
@@ -357,4 +337,4 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=lambda a: (run(a.config, a.set, a.dry_run), 0)[1])
 
 
-__all__ = ["RunConfig", "Plan", "execute", "run", "apply_overrides"]
+__all__ = ["RunConfig", "Plan", "Stage", "execute", "run", "apply_overrides", "summary_table", "stage_times"]

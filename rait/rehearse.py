@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rait.config import ConfigError, check_choices, option, to_dict
+from rait.config import ConfigError, add_config_arguments, check_choices, config_from_args, option, to_dict
 from rait.data.schema import QAItem
 from rait.errors import DataError, RaitError
 from rait.prompts import build_messages
-from rait.train import TrainConfig, add_stage_parser, sha256, train, versions
+from rait.train import TrainConfig, sha256, train, versions
 
 
 @dataclass
@@ -162,20 +162,20 @@ def rehearse(cfg: RehearseConfig, model: Any = None, tokenizer: Any = None) -> P
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``rait rehearse``."""
-    return add_stage_parser(
-        subparsers, "rehearse", "CRaFT rehearsal: fine-tune on mastered items, save M_r",
-        "Select mastered items from a knowledge table and fine-tune on their gold answers.", RehearseConfig,
-        {"table": "knowledge table JSONL (rait probe)", "model": "model spec (default: the embedded SmolLM2-135M)",
-         "out": "output directory"}, _run)
+    """Add ``rait rehearse``: one flag per RehearseConfig field (``--train.lr`` etc. for the training section)."""
+    p = subparsers.add_parser(
+        "rehearse", help="CRaFT rehearsal: fine-tune on mastered items, save M_r",
+        description="Select mastered items from a knowledge table and fine-tune on their gold answers.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(p, RehearseConfig)
+    p.set_defaults(func=_run)
+    return p
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rait.train import config_from_args
-
-    final = rehearse(config_from_args(args, RehearseConfig, ("table", "model", "out")))
     import os
 
+    final = rehearse(config_from_args(RehearseConfig, args))
     if int(os.environ.get("RANK", "0")) == 0:
         print(final)
     return 0

@@ -29,6 +29,7 @@ from typing import Any, Sequence
 
 from rait.artifacts import atomic_write_text, read_jsonl
 from rait.errors import DataError, RaitError
+from rait.methods import REFERENCE
 
 MAIN_METRICS = ("P_c", "P_w", "P_r", "THS")
 EXTRA_METRICS = ("AUROC", "AP", "over_conservativeness", "prudence", "honesty")
@@ -94,7 +95,7 @@ def load_run(run_dir: str | Path) -> Run:
     tests = _ordered(list((info.get("tests") or {}).keys()), [t for m in results.values() for t in m])
     reference = dict(res.get("reference") or {})
     for t in tests:  # fall back to Init-Basic's own point when no explicit reference was written
-        ib = results.get("init_basic", {}).get(t)
+        ib = results.get(REFERENCE, {}).get(t)
         if t not in reference and ib and _num(ib.get("P_w")):
             reference[t] = {"P_c0": _num(ib.get("P_c")), "P_w0": _num(ib.get("P_w"))}
     run = Run(d, info, methods, tests, results, reference)

@@ -6,7 +6,7 @@ write them next to ``report.md``.
 Example:
     >>> from rait.report_plots import plane_png
     >>> m = {"P_c": {"value": 40, "lo": 35, "hi": 45}, "P_w": {"value": 20, "lo": 16, "hi": 24}}
-    >>> png = plane_png(["van"], ["id"], {"van": {"id": m}}, {"id": {"P_c0": 50, "P_w0": 40}})
+    >>> png = plane_png(["m1"], ["id"], {"m1": {"id": m}}, {"id": {"P_c0": 50, "P_w0": 40}})
     >>> png[:4] == b"\\x89PNG"
     True
 """
@@ -19,14 +19,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-#: display names of the registered methods (others are shown as-is)
-PRETTY = {"init_basic": "Init-Basic", "init_refuse": "Init-Refuse", "van": "Van-Tuning", "cor_rait": "Cor-RAIT",
-          "r_tuning": "R-Tuning", "corcer": "CorCer-RAIT", "craft": "CRaFT", "grait": "GRAIT"}
-
-
 def pretty(method: str) -> str:
-    """Display name of a method."""
-    return PRETTY.get(method, method)
+    """Display name of a method (its registration's ``display``; unregistered names as they are)."""
+    from rait.methods import display_name
+
+    return display_name(method)
 
 
 def _val(m: Any, key: str = "value") -> float:
@@ -82,7 +79,7 @@ def _plane_axes(ax: Any, test: str, methods: Sequence[str], results: Mapping[str
             y = t + slope * x
             ax.plot(x, y, color="0.55" if t else "0.25", lw=0.7 if t else 1.0, ls="--" if t else "-", zorder=1)
             # label where the line leaves the box (right or top edge)
-            xr = xmax if t + slope * xmax <= ymax else (ymax - t) / slope
+            xr = xmax if slope == 0 or t + slope * xmax <= ymax else (ymax - t) / slope  # P_c0 = 0: flat lines
             yr = t + slope * xr
             if 0 <= xr <= xmax and 0 <= yr <= ymax:
                 ax.annotate(f"THS {t:g}", (xr, yr), xytext=(-2, -2), textcoords="offset points", fontsize=7,

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from rait.config import ConfigError, apply_overrides, check_choices, help_lines, load_yaml, option, to_dict
+from rait.config import ConfigError, add_config_arguments, check_choices, config_from_args, option, to_dict
 from rait.errors import DataError
 
 
@@ -349,46 +349,25 @@ def _save(trainer: Any, model: Any, tokenizer: Any, cfg: TrainConfig, out: Path)
     return final
 
 
-def config_from_args(args: argparse.Namespace, cls: type = None, flags: Sequence[str] = ("data", "model", "out")):
-    """A stage config from ``--config``/``--set`` then the explicit path flags (``TrainConfig`` by default)."""
-    cls = cls or TrainConfig
-    sets = list(args.set or [])
-    cfg = load_yaml(cls, args.config, sets) if args.config else apply_overrides(cls(), sets)
-    return apply_overrides(cfg, [f"{k}={getattr(args, k)}" for k in flags if getattr(args, k, None)])
-
-
-def add_common_args(p: argparse.ArgumentParser) -> None:
-    """``--config`` and repeatable ``--set key=value``."""
-    p.add_argument("--config", help="YAML file with config keys (see --help-config)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
-
-
-def add_stage_parser(subparsers: Any, name: str, help: str, description: str, cls: type,
-                     flags: dict[str, str], func: Any) -> argparse.ArgumentParser:
-    """A stage subcommand with path flags, ``--config``/``--set`` and the config keys listed in the epilog."""
-    p = subparsers.add_parser(
-        name, help=help, description=description,
-        epilog="config keys:\n  " + "\n  ".join(help_lines(cls)),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    for flag, text in flags.items():
-        p.add_argument(f"--{flag}", help=text)
-    add_common_args(p)
-    p.set_defaults(func=func)
-    return p
+#: transformers / TRL argument names accepted beside rait's own (``--learning_rate`` = ``--lr``)
+HF_NAMES = {"lr": ("learning_rate",), "epochs": ("num_train_epochs",), "batch_size": ("per_device_train_batch_size",),
+            "grad_accum": ("gradient_accumulation_steps",), "out": ("output_dir",), "scheduler": ("lr_scheduler_type",),
+            "model": ("model_name_or_path",)}
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``rait train``."""
-    return add_stage_parser(
-        subparsers, "train", "(weighted) SFT on a training set, LoRA or full",
-        "Fine-tune on TRL conversational rows; loss on the completion, times each row's weight.", TrainConfig,
-        {"data": "training JSONL (docs/artifacts.md)", "model": "model spec (default: the embedded SmolLM2-135M)",
-         "out": "output directory"}, _run)
+    """Add ``rait train``: one flag per TrainConfig field (and the transformers names of :data:`HF_NAMES`)."""
+    p = subparsers.add_parser(
+        "train", help="(weighted) SFT on a training set, LoRA or full",
+        description="Fine-tune on TRL conversational rows; loss on the completion, times each row's weight.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(p, TrainConfig, aliases=HF_NAMES)
+    p.set_defaults(func=_run)
+    return p
 
 
 def _run(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
+    cfg = config_from_args(TrainConfig, args)
     final = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:
         print(final)

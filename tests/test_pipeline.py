@@ -45,3 +45,46 @@ def test_unknown_method_is_a_clear_error(tmp_path):
     p.write_text("methods: [init_basic, nope]\n")
     with pytest.raises(ConfigError, match="nope"):
         load_yaml(RunConfig, p)
+
+
+def test_stage_typos_fail_at_load_with_did_you_mean(tiny_run):
+    from rait.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"probe: unknown key 'temprature' \(did you mean 'temperature'\?\)"):
+        load_yaml(RunConfig, tiny_run, ["probe.temprature=0.5"])
+    with pytest.raises(ConfigError, match=r"method_config.grait: unknown key 'n_totl' \(did you mean 'n_total'\?\)"):
+        load_yaml(RunConfig, tiny_run, ["method_config.grait.n_totl=200"])
+    with pytest.raises(ConfigError, match=r"train.epochs: expected a number"):
+        load_yaml(RunConfig, tiny_run, ["train.epochs=two"])
+    with pytest.raises(ConfigError, match=r"are set by rait run itself"):
+        load_yaml(RunConfig, tiny_run, ["probe.out=elsewhere"])
+    with pytest.raises(ConfigError, match=r"did you mean 'grait'"):
+        load_yaml(RunConfig, tiny_run, ["methods=[init_basic, griat]"])
+
+
+def test_known_keys_settable_when_the_yaml_omits_them(tiny_run):
+    plan = Plan(load_yaml(RunConfig, tiny_run, ["probe.batch_size=3", "method_config.grait.n_total=7",
+                                                "rehearse.train.lr=0.001", "eval.refusal=strict"]))
+    assert plan.stages["probe_m0"].cfg.batch_size == 3 and plan.stages["probe_mr"].cfg.batch_size == 3
+    assert plan.stages["build:grait"].cfg["config"].n_total == 7
+    assert plan.stages["build:craft"].cfg["config"].n_total == 10  # the shared build section
+    assert plan.stages["rehearse"].cfg.train.lr == 0.001
+    assert plan.stages["rehearse"].cfg.train.warmup_ratio == 0.0  # a partial section keeps the field's defaults
+    assert plan.stages["eval:van:0:id"].cfg.refusal == "strict"
+
+
+def test_dry_run_cli_rejects_a_misspelt_stage_key(tiny_run, capsys):
+    from rait.cli import main
+
+    assert main(["run", str(tiny_run), "--dry-run", "--set", "probe.temprature=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "temprature" in err and "'temperature'" in err and "Traceback" not in err
+
+
+def test_stage_keys_hash_the_typed_config(tiny_run):
+    a = Plan(load_yaml(RunConfig, tiny_run))
+    b = Plan(load_yaml(RunConfig, tiny_run, ["probe.k=3"]))  # the value the YAML already has
+    assert {n: s.key for n, s in a.stages.items()} == {n: s.key for n, s in b.stages.items()}
+    c = Plan(load_yaml(RunConfig, tiny_run, ["train.lr=0.001"]))
+    changed = {n for n in a.stages if a.stages[n].key != c.stages[n].key}
+    assert changed == {n for n in a.stages if n.startswith(("train:", "eval:")) and "init_" not in n} | {"aggregate"}

@@ -3,7 +3,7 @@
 Usage::
 
     rait grads --table probe/table.jsonl --model default [--adapter warmup/] [--optimizer-state F] --out grads/
-               [--dim 2048] [--shard 0/2] [--batch-size 16]
+               [--dim 2048] [--shard 0/2] [--batch-size 16]      # one flag per GradsConfig field
     rait grads merge grads/            # join shards + similarities (automatic after the last shard)
 
 Example:
@@ -15,11 +15,13 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rait.artifacts import file_info
+from rait.config import ConfigError, add_config_arguments, check_choices, config_from_args, option, to_dict
 from rait.errors import RaitError
 
 
@@ -41,33 +43,46 @@ def default_dim() -> int:
     return 8192 if torch.cuda.is_available() else 2048
 
 
+@dataclass
+class GradsConfig:
+    """Settings of ``rait grads``."""
+
+    table: str = option("", "knowledge table (table.jsonl from `rait probe`)")
+    model: str = option("default", "model spec (default: the embedded SmolLM2-135M-Instruct)")
+    adapter: str | None = option(None, "warm-up LoRA adapter directory (peft); default: a fresh LoRA (see lora_*)")
+    optimizer_state: str | None = option(None, "safetensors with <param>.exp_avg / .exp_avg_sq (Adam features)")
+    out: str = option("", "output directory")
+    dim: int | None = option(None, "projection dimension (default 8192 on GPU, 2048 on CPU)")
+    projection: str = option("hashed", "projection kind", choices=("hashed", "dense"))
+    seed: int = option(0, "projection (and fresh-LoRA init) seed")
+    shard: str = option("0/1", "i/n: this process computes chunks k with k % n == i")
+    shard_size: int = option(256, "items per chunk (unit of resume)")
+    batch_size: int = option(16, "rows per forward/backward")
+    threshold: float = option(0.5, "van labels: gold when correctness >= this")
+    dtype: str = option("auto", "compute dtype (auto: bf16 autocast where fast)",
+                        choices=("auto", "float32", "bfloat16"))
+    max_length: int = option(2048, "token limit per row")
+    lora_r: int = option(8, "fresh LoRA rank (no adapter)")
+    lora_alpha: int = option(16, "fresh LoRA alpha")
+    lora_targets: str = option("all-linear", "fresh LoRA target modules (comma list)")
+    raw: bool = option(False, "store un-normalised features in van.npy / idk.npy")
+    van_van: bool = option(False, "also write van_van.npy")
+    no_merge: bool = option(False, "do not merge after the last chunk")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        parse_shard(self.shard)
+        if self.batch_size < 1 or self.shard_size < 1 or (self.dim is not None and self.dim < 1):
+            raise ConfigError("batch_size, shard_size and dim must be >= 1")
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("grads", help="GRAIT per-sample LoRA gradient features and similarities",
                               description=__doc__.split("Example:")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("action", nargs="*", metavar="merge DIR", help="`merge DIR`: join finished shards of DIR")
-    p.add_argument("--table", help="knowledge table (table.jsonl from `rait probe`)")
-    p.add_argument("--model", default="default", help="model spec (default: the embedded SmolLM2-135M-Instruct)")
-    p.add_argument("--adapter", help="warm-up LoRA adapter directory (peft); default: a fresh LoRA (see --lora-*)")
-    p.add_argument("--optimizer-state", help="safetensors with <param>.exp_avg / .exp_avg_sq (Adam features)")
-    p.add_argument("--out", help="output directory")
-    p.add_argument("--dim", type=int, help="projection dimension (default 8192 on GPU, 2048 on CPU)")
-    p.add_argument("--projection", default="hashed", choices=("hashed", "dense"), help="projection kind")
-    p.add_argument("--seed", type=int, default=0, help="projection (and fresh-LoRA init) seed")
-    p.add_argument("--shard", default="0/1", help="i/n: this process computes chunks k with k %% n == i")
-    p.add_argument("--shard-size", type=int, default=256, help="items per chunk (unit of resume)")
-    p.add_argument("--batch-size", type=int, default=16, help="rows per forward/backward")
-    p.add_argument("--threshold", type=float, default=0.5, help="van labels: gold when correctness >= this")
-    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
-                   help="compute dtype (auto: bf16 autocast where fast)")
-    p.add_argument("--max-length", type=int, default=2048, help="token limit per row")
-    p.add_argument("--lora-r", type=int, default=8, help="fresh LoRA rank (no --adapter)")
-    p.add_argument("--lora-alpha", type=int, default=16, help="fresh LoRA alpha")
-    p.add_argument("--lora-targets", default="all-linear", help="fresh LoRA target modules (comma list)")
-    p.add_argument("--raw", action="store_true", help="store un-normalised features in van.npy / idk.npy")
-    p.add_argument("--van-van", action="store_true", help="also write van_van.npy")
-    p.add_argument("--no-merge", action="store_true", help="do not merge after the last chunk")
-    p.set_defaults(func=run)
+    add_config_arguments(p, GradsConfig)
+    p.set_defaults(func=_main)
     return p
 
 
@@ -83,7 +98,7 @@ def resolve_dtype(dtype: str) -> str:
     return "bfloat16" if bf16_supported() else "float32"
 
 
-def load_featurizer(args: argparse.Namespace):
+def load_featurizer(args: "GradsConfig"):
     """Model + LoRA + projector + featurizer from CLI arguments (imports torch/transformers lazily)."""
     import torch
 
@@ -114,38 +129,53 @@ def load_featurizer(args: argparse.Namespace):
                           max_length=args.max_length)
 
 
-def run(args: argparse.Namespace) -> int:
+def _main(args: argparse.Namespace) -> int:
     from rait.gradients import store
 
+    cfg = config_from_args(GradsConfig, args)
     if args.action:
         if args.action[0] != "merge" or len(args.action) != 2:
             raise RaitError(f"unexpected arguments {' '.join(args.action)!r}; expected `rait grads merge DIR`")
-        index = store.merge(args.action[1], normalize=not args.raw, van_van=args.van_van)
+        index = store.merge(args.action[1], normalize=not cfg.raw, van_van=cfg.van_van)
         print(f"merged {index['n']} rows x {index['dim']} dims into {args.action[1]}")
         return 0
-    if not args.table or not args.out:
-        raise RaitError("--table and --out are required (or `rait grads merge DIR`)")
-    args.dim = args.dim or default_dim()
-    args.dtype = resolve_dtype(args.dtype)
-    table = store.read_table(args.table)
-    shard = parse_shard(args.shard)
-    config = {"model": args.model, "adapter": str(Path(args.adapter).resolve()) if args.adapter else None,
-              "lora": None if args.adapter else {"r": args.lora_r, "alpha": args.lora_alpha,
-                                                 "targets": args.lora_targets, "init_seed": args.seed},
-              "optimizer_state": str(Path(args.optimizer_state).resolve()) if args.optimizer_state else None,
-              "projection": {"kind": args.projection, "dim": args.dim, "seed": args.seed},
-              "dtype": args.dtype, "max_length": args.max_length, "loss": "token-mean CE over the assistant answer + end-of-turn"}
+    grads(cfg)
+    return 0
+
+
+def grads(cfg: GradsConfig) -> Path:
+    """Compute this shard's feature chunks; merge (similarities, index, manifest) after the last one.
+
+    Returns:
+        The output directory.
+    """
+    from rait.artifacts import write_manifest
+    from rait.gradients import store
+
+    if not cfg.table or not cfg.out:
+        raise RaitError("table and out are required (--table, --out; or `rait grads merge DIR`)")
+    cfg = replace(cfg, dim=cfg.dim or default_dim(), dtype=resolve_dtype(cfg.dtype))
+    table = store.read_table(cfg.table)
+    shard = parse_shard(cfg.shard)
+    config = {"model": cfg.model, "adapter": str(Path(cfg.adapter).resolve()) if cfg.adapter else None,
+              "lora": None if cfg.adapter else {"r": cfg.lora_r, "alpha": cfg.lora_alpha,
+                                                "targets": cfg.lora_targets, "init_seed": cfg.seed},
+              "optimizer_state": str(Path(cfg.optimizer_state).resolve()) if cfg.optimizer_state else None,
+              "projection": {"kind": cfg.projection, "dim": cfg.dim, "seed": cfg.seed},
+              "dtype": cfg.dtype, "max_length": cfg.max_length,
+              "loss": "token-mean CE over the assistant answer + end-of-turn"}
     t0 = time.time()
-    done = store.compute(table, args.out, lambda: load_featurizer(args), config, shard=shard,
-                         shard_size=args.shard_size, threshold=args.threshold,
+    done = store.compute(table, cfg.out, lambda: load_featurizer(cfg), config, shard=shard,
+                         shard_size=cfg.shard_size, threshold=cfg.threshold,
                          log=lambda m: print(m, file=sys.stderr))
-    left = store.pending(args.out)
+    left = store.pending(cfg.out)
     print(f"shard {shard[0]}/{shard[1]}: {len(done)} chunk(s) computed in {time.time() - t0:.1f}s; "
           f"{len(left)} chunk(s) pending overall")
-    if not left and not args.no_merge:
-        index = store.merge(args.out, normalize=not args.raw, van_van=args.van_van)
-        (Path(args.out) / "manifest.json").write_text(json.dumps(
-            {"stage": "grads", "args": {k: v for k, v in vars(args).items() if k != "func"},
-             "n": index["n"], "dim": index["dim"], "seconds_last_call": round(time.time() - t0, 3)}, indent=1))
-        print(f"merged {index['n']} rows x {index['dim']} dims into {args.out}")
-    return 0
+    if not left and not cfg.no_merge:
+        t1 = time.time()
+        index = store.merge(cfg.out, normalize=not cfg.raw, van_van=cfg.van_van)
+        write_manifest(cfg.out, "grads", to_dict(cfg), {"table": file_info(cfg.table)},
+                       {"compute_last_call": round(t1 - t0, 3), "merge": round(time.time() - t1, 3)},
+                       outputs={"n": index["n"], "dim": index["dim"]})
+        print(f"merged {index['n']} rows x {index['dim']} dims into {cfg.out}")
+    return Path(cfg.out)

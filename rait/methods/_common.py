@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable, Sequence
 from rait.config import ConfigError, check_choices, option
 from rait.data.schema import QAItem
 from rait.errors import DataError
+from rait.methods import Summary
 from rait.prompts import STYLES, build_messages, refusal_for
 
 #: Paper sizes per task kind: (pool the papers drew from, total rows, default seed).
@@ -298,18 +299,20 @@ def emit(
 
 def finish(
     table: Sequence[dict[str, Any]], rows: list[dict[str, Any]], summary: dict[str, Any], dec: Decisions,
-    seed: int, unpicked_reason: str = "not_sampled",
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Record leftover rows as dropped, shuffle ``rows`` with the seed, and fill counts into ``summary``."""
+    seed: int, unpicked_reason: str = "not_sampled", shuffle: random.Random | None = None,
+) -> tuple[list[dict[str, Any]], Summary]:
+    """Record leftover rows as dropped, shuffle ``rows`` (``shuffle``, default: the seed's ``shuffle`` stream), and
+    return them with the typed :class:`~rait.methods.Summary` (``summary`` supplies its fields and details)."""
     for i, rec in enumerate(dec.records):
         if rec["reason"] is None:
             dec.drop(i, unpicked_reason)
-    rng_for(seed, "shuffle").shuffle(rows)
+    (shuffle or rng_for(seed, "shuffle")).shuffle(rows)
     counts: dict[str, int] = {"van": 0, "idk": 0}
     for r in rows:
         counts[r["label"]] = counts.get(r["label"], 0) + 1
+    summary = dict(summary)
     summary.update(
         n_table=len(table), n_rows=len(rows), n_unique_ids=len({r["id"] for r in rows}), counts=counts,
         dropped=dict(sorted(dec.dropped.items())), seed=seed, decisions=dec.by_id(),
     )
-    return rows, summary
+    return rows, Summary.from_dict(summary)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rait.config import option
-from rait.methods import register
+from rait.methods import Summary, register
 from rait.methods._common import CommonConfig, Decisions, correctness_pools, draw, emit, finish, plan_sizes, \
     require, resolve_seed, rng_for, shortfall_mode, task_kind, check_thresholds
 
@@ -53,8 +53,8 @@ class CorRaitConfig(CommonConfig):
 
 
 @register("cor_rait", "Cor-RAIT: correctness split (ik -> gold, idk -> refusal), random draw per pool",
-          CorRaitConfig, needs=("correctness",))
-def build(table: list[dict[str, Any]], cfg: CorRaitConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+          CorRaitConfig, columns=("correctness",), display="Cor-RAIT", paper="CRaFT paper baseline (arXiv 2410.06913)")
+def build(table: list[dict[str, Any]], cfg: CorRaitConfig) -> tuple[list[dict[str, Any]], Summary]:
     require(table, ("correctness",), "cor_rait")
     kind = task_kind(table)
     seed = resolve_seed(cfg, kind)

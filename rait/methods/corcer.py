@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from rait.config import option
-from rait.methods import register
+from rait.methods import Summary, register
 from rait.methods._common import CommonConfig, Decisions, check_thresholds, correctness_pools, draw, emit, finish, \
     plan_sizes, rank, require, resolve_seed, rng_for, shortfall_mode, take_ranked, task_kind
 
@@ -62,7 +62,7 @@ class CorCerConfig(CommonConfig):
 def select_by_certainty(
     table: Sequence[dict[str, Any]], cfg: Any, kind: str, seed: int, dec: Decisions,
     pools: dict[str, list[int]], plan: dict[str, Any],
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], Summary]:
     """Rank each pool by certainty (van: highest first, idk: lowest first), take the quota, make rows.
 
     Returns (rows, info per label: pool, quota, shortfall, with_replacement, ties_kept).
@@ -106,8 +106,9 @@ def _summary(name: str, cfg: Any, kind: str, plan: dict, desc: dict, pools: dict
 
 
 @register("corcer", "CorCer-RAIT (CRaFT w/o flow): correctness pools, top/bottom by certainty",
-          CorCerConfig, needs=("correctness", "certainty"))
-def build(table: list[dict[str, Any]], cfg: CorCerConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+          CorCerConfig, columns=("correctness", "certainty"), display="CorCer-RAIT",
+          paper="CRaFT w/o flow ablation (arXiv 2410.06913)")
+def build(table: list[dict[str, Any]], cfg: CorCerConfig) -> tuple[list[dict[str, Any]], Summary]:
     require(table, ("correctness", "certainty"), "corcer")
     kind = task_kind(table)
     seed = resolve_seed(cfg, kind)

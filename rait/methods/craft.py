@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rait.config import option
-from rait.methods import register
+from rait.methods import Summary, register
 from rait.methods._common import CommonConfig, Decisions, check_thresholds, correctness_pools, finish, plan_sizes, \
     require, resolve_seed, task_kind
 from rait.methods.corcer import _summary, select_by_certainty
@@ -87,8 +87,9 @@ class CraftConfig(CommonConfig):
 
 
 @register("craft", "CRaFT: correctness pools, drop idk rows whose knowledge flow is positive, rank by certainty",
-          CraftConfig, needs=("correctness", "certainty", "correctness_rehearsed"))
-def build(table: list[dict[str, Any]], cfg: CraftConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+          CraftConfig, needs=("table", "rehearsed_table"), columns=("correctness", "certainty", "correctness_rehearsed"),
+          display="CRaFT", paper="Zhu et al., 2024 (arXiv 2410.06913)")
+def build(table: list[dict[str, Any]], cfg: CraftConfig) -> tuple[list[dict[str, Any]], Summary]:
     require(table, ("correctness", "certainty", "correctness_rehearsed"), "craft")
     if cfg.max_certainty_flow is not None:
         require(table, ("certainty_rehearsed",), "craft")

@@ -53,44 +53,33 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rait.config import ConfigError, check_choices, option
-from rait.data.schema import QAItem
+from rait.config import ConfigError, option
 from rait.errors import DataError
-from rait.methods import register
-from rait.prompts import STYLES, build_messages, refusal_for
-
-#: paper pool / total rows per task kind (same numbers as the other methods)
-PAPER = {"oeqa": {"pool": 87622, "total": 10000}, "mcqa": {"pool": 14042, "total": 5000}}
+from rait.methods import Summary, register
+from rait.methods._common import CommonConfig, Decisions, emit, finish, plan_sizes, task_kind
 
 
 @dataclass
-class GraitConfig:
-    """GRAIT settings (method-spec §D5-D6)."""
+class GraitConfig(CommonConfig):
+    """GRAIT settings (method-spec §D5-D6); sizing fields as every method (``rait.methods._common``)."""
 
+    seed: int | None = option(42, "seed of the final row shuffle (released: random.seed(42))")
     grads_dir: str = option("", "gradient store written by `rait grads` (index.json, idk_idk.npy, idk_van.npy)")
-    n_van: int | None = option(None, "van rows (default: paper 4,000 scaled to the table, 4:1 with n_idk)")
-    n_idk: int | None = option(None, "IdK rows (default: paper 1,000 scaled to the table)")
-    n_total: int | None = option(None, "total rows, split 4:1 (default: the paper's total scaled to the table)")
     ik_threshold: float = option(0.5, "IK pool: correctness > this")
     idk_threshold: float = option(0.5, "IDK pool: correctness < this")
-    as_released: bool = option(False, "released rule: lowest-S non-greedy IdK rows, all weights 1.0")
     weighting: str = option("adaptive", "IdK weights: adaptive softmax or uniform 1.0", choices=("adaptive", "uniform"))
     weight_sign: int = option(1, "s in exp(s*a/tau): +1 released formula, -1 flipped", choices=(1, -1))
     temperature: float = option(0.05, "softmax temperature tau of the adaptive weights")
     mean_weight: float = option(0.5, "mean IdK weight (released: 500 over 1,000)")
-    seed: int = option(42, "seed of the final row shuffle (released: random.seed(42))")
-    prompt_style: str = option("refuse", "prompt style of the training inputs", choices=STYLES)
-    system_prompt: str | None = option("", "system message ('' = empty turn; null = none)")
 
     def __post_init__(self) -> None:
-        check_choices(self)
+        self._check_common()
         if self.temperature <= 0:
             raise ConfigError(f"GraitConfig.temperature must be > 0, got {self.temperature}")
         if self.idk_threshold > self.ik_threshold:
             raise ConfigError("GraitConfig: idk_threshold must be <= ik_threshold (pools would overlap)")
-        for k in ("n_van", "n_idk", "n_total"):
-            if getattr(self, k) is not None and getattr(self, k) < 0:
-                raise ConfigError(f"GraitConfig.{k} must be >= 0")
+        if self.on_shortfall == "resample":
+            raise ConfigError("GraitConfig.on_shortfall: take_all or error (the greedy pass does not resample)")
 
 
 def load_similarities(grads_dir: str | Path, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -167,98 +156,70 @@ def adaptive_weights(idk_idk: np.ndarray, sel: Sequence[int], ik: Sequence[int],
     return mean_weight * len(sel) * e / e.sum()
 
 
-def plan(cfg: GraitConfig, kind: str, n_table: int) -> tuple[int, int, str]:
-    """(n_van, n_idk, rule): the paper total scaled to the table, split 4:1; explicit values override."""
-    paper = PAPER[kind]
-    if cfg.n_total is not None:
-        total, rule = cfg.n_total, "n_total"
-    else:
-        total = round(paper["total"] * min(1.0, n_table / paper["pool"]))
-        rule = f"paper total {paper['total']} x min(1, {n_table}/{paper['pool']}), split 4:1"
-    n_idk = round(total * 0.2) if cfg.n_idk is None else cfg.n_idk
-    n_van = total - round(total * 0.2) if cfg.n_van is None else cfg.n_van
-    return n_van, n_idk, rule
-
-
 @register("grait", "GRAIT: gradient-similarity IdK selection + adaptive loss weights (needs `rait grads`)",
-          GraitConfig)
-def build(table: list[dict[str, Any]], cfg: GraitConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+          GraitConfig, needs=("table", "grads"), columns=("correctness",), display="GRAIT",
+          paper="GRAIT (arXiv 2502.05911)")
+def build(table: list[dict[str, Any]], cfg: GraitConfig) -> tuple[list[dict[str, Any]], Summary]:
     """Training rows and summary (module docstring). Pure apart from reading ``cfg.grads_dir``."""
-    if not table:
-        raise DataError("table", None, "empty knowledge table")
+    kind = task_kind(table)
     ids = [r["id"] for r in table]
     idk_idk, idk_van, index = load_similarities(cfg.grads_dir, ids)
     cor = np.array([float(r["correctness"]) for r in table])
-    items = [QAItem.from_dict(r) for r in table]
-    kind = "mcqa" if sum(it.kind == "mcqa" for it in items) * 2 >= len(items) else "oeqa"
     ik = [i for i in range(len(table)) if cor[i] > cfg.ik_threshold]
     idk = [i for i in range(len(table)) if cor[i] < cfg.idk_threshold]
-    n_van, n_idk, rule = plan(cfg, kind, len(table))
-    shortfall = {}
-    # V: top n_van of IK by correctness, descending; stable sort keeps table order on ties
-    v = sorted(ik, key=lambda i: -cor[i])[:n_van]
-    if len(v) < n_van:
-        shortfall["van"] = n_van - len(v)
-    g, s = greedy_select(idk_van, idk_idk, idk, v, n_idk)
-    released = cfg.as_released
-    if released:
+    plan = plan_sizes(cfg, kind, len(table))
+    v = sorted(ik, key=lambda i: -cor[i])[:plan["n_van"]]  # top n_van of IK; stable sort keeps table order on ties
+    g, s = greedy_select(idk_van, idk_idk, idk, v, plan["n_idk"])
+    if cfg.as_released:
         in_g = set(g)
-        rest = [k for k in range(len(idk)) if idk[k] not in in_g]
-        rest = sorted(rest, key=lambda k: s[k])[:n_idk]  # smallest S first (stable)
-        sel = [idk[k] for k in rest]
+        rest = sorted((k for k in range(len(idk)) if idk[k] not in in_g), key=lambda k: s[k])[:plan["n_idk"]]
+        sel = [idk[k] for k in rest]  # smallest S first (stable)
     else:
         sel = g
-    if len(sel) < n_idk:
-        shortfall["idk"] = n_idk - len(sel)
-    if released or cfg.weighting == "uniform":
-        w = np.ones(len(sel))
-    else:
-        w = adaptive_weights(idk_idk, sel, ik, idk, cfg.mean_weight, cfg.temperature, cfg.weight_sign)
-
-    def row(i: int, label: str, target: str, weight: float) -> dict[str, Any]:
-        msgs = build_messages(items[i], cfg.prompt_style, system_prompt=cfg.system_prompt, answer=target)
-        return {"messages": msgs, "id": ids[i], "label": label, "weight": float(weight)}
-
-    rows = [row(i, "van", items[i].target, 1.0) for i in v]
-    rows += [row(i, "idk", refusal_for(items[i]), wi) for i, wi in zip(sel, w)]
-    random.Random(cfg.seed).shuffle(rows)
+    shortfall = {"van": plan["n_van"] - len(v), "idk": plan["n_idk"] - len(sel)}
+    if cfg.on_shortfall == "error" and any(shortfall.values()):
+        raise DataError("table", None, f"GRAIT pools are smaller than their quotas (shortfall {shortfall}; "
+                                       "on_shortfall=error)")
+    uniform = cfg.as_released or cfg.weighting == "uniform"
+    w = np.ones(len(sel)) if uniform else adaptive_weights(
+        idk_idk, sel, ik, idk, cfg.mean_weight, cfg.temperature, cfg.weight_sign)
+    dec = _decisions(table, cor, ik, idk, v, g, sel, s, w)
+    rows = emit(table, cfg, dec, v, "van", lambda i: f"rank {v.index(i)} of IK by correctness")
+    rows += emit(table, cfg, dec, sel, "idk", lambda i: f"greedy pick {g.index(i)}" if i in g
+                 else "among the lowest-S non-greedy IDK rows (as released)")
+    weight = {i: float(wi) for i, wi in zip(sel, w)}
+    for r, i in zip(rows[len(v):], sel):
+        r["weight"] = weight[i]
     summary = {
-        "method": "grait", "mode": "as_released" if released else "greedy",
-        "weighting": "uniform" if (released or cfg.weighting == "uniform") else "adaptive",
-        "weight_sign": cfg.weight_sign, "temperature": cfg.temperature,
-        "counts": {"van": len(v), "idk": len(sel), "total": len(rows)},
-        "pools": {"ik": len(ik), "idk": len(idk), "neither": len(table) - len(ik) - len(idk)},
-        "quota": {"n_van": n_van, "n_idk": n_idk, "rule": rule}, "shortfall": shortfall,
-        "thresholds": {"ik": f"> {cfg.ik_threshold}", "idk": f"< {cfg.idk_threshold}"},
+        "method": "grait", "kind": kind, "as_released": cfg.as_released, "sizing": plan,
+        "thresholds": {"van": f"correctness > {cfg.ik_threshold}", "idk": f"correctness < {cfg.idk_threshold}"},
+        "pools": {"van": len(ik), "idk": len(idk)}, "quotas": {"van": plan["n_van"], "idk": plan["n_idk"]},
+        "shortfall": shortfall, "mode": "as_released" if cfg.as_released else "greedy",
+        "weighting": "uniform" if uniform else "adaptive", "weight_sign": cfg.weight_sign,
+        "temperature": cfg.temperature, "greedy_order": [ids[i] for i in g],
         "idk_weights": ({"min": float(w.min()), "median": float(np.median(w)), "max": float(w.max()),
                          "sum": float(w.sum())} if len(w) else None),
-        "greedy_order": [ids[i] for i in g],
         "grads": {"dir": str(cfg.grads_dir), "dim": index.get("dim"), "projection": index.get("projection")},
-        "seed": cfg.seed,
-        "decisions": _decisions(ids, cor, ik, idk, v, g, sel, s, w),
     }
-    return rows, summary
+    return finish(table, rows, summary, dec, cfg.seed, shuffle=random.Random(cfg.seed))
 
 
-def _decisions(ids, cor, ik, idk, v, g, sel, s, w) -> dict[str, dict[str, Any]]:
-    """Per-id record for ``rait build --explain``: pool, final greedy score S, greedy rank, label, weight, reason."""
-    pool = {i: "ik" for i in ik} | {i: "idk" for i in idk}
-    score = {i: float(s[k]) for k, i in enumerate(idk)}
+def _decisions(table, cor, ik, idk, v, g, sel, s, w) -> Decisions:
+    """Per-row records for ``rait build --explain``: pool, final greedy score S, greedy rank, weight, drop reason."""
+    dec = Decisions(table, ("correctness",))
+    chosen = set(v) | set(sel)
     g_rank = {i: r for r, i in enumerate(g)}
-    v_rank = {i: r for r, i in enumerate(v)}
     weight = {i: float(wi) for i, wi in zip(sel, w)}
-    out = {}
-    for i, item_id in enumerate(ids):
-        rec: dict[str, Any] = {"id": item_id, "index": i, "correctness": float(cor[i]), "pool": pool.get(i, "neither"),
-                               "S": score.get(i), "greedy_rank": g_rank.get(i), "label": None, "weight": None}
-        if i in v_rank:
-            rec.update(label="van", weight=1.0, reason=f"selected as van: rank {v_rank[i]} of IK by correctness")
-        elif i in weight:
-            rec.update(label="idk", weight=weight[i], reason="selected as idk" + (
-                f": greedy pick {g_rank[i]}" if i in g_rank else ": among the lowest-S non-greedy IDK rows (as released)"))
-        elif i in pool:
-            rec["reason"] = "dropped: over quota" if pool[i] == "ik" else "dropped: not selected by the greedy pass"
-        else:
-            rec["reason"] = "dropped: middle band (neither IK nor IDK)"
-        out[str(item_id)] = rec
-    return out
+    for k, i in enumerate(idk):
+        dec.set(i, pool="idk", S=float(s[k]), greedy_rank=g_rank.get(i), weight=weight.get(i))
+        if i not in chosen:
+            dec.drop(i, "not_selected", "not selected by the greedy pass")
+    for i in ik:
+        dec.set(i, pool="ik", S=None, greedy_rank=None, weight=1.0 if i in chosen else None)
+        if i not in chosen:
+            dec.drop(i, "over_quota", "rank beyond the van quota by correctness")
+    for i in range(len(table)):
+        if dec.records[i].get("pool") is None:
+            dec.set(i, pool="neither", S=None, greedy_rank=None, weight=None)
+            dec.drop(i, "middle_band", "neither IK nor IDK")
+    return dec

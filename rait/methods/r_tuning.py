@@ -51,7 +51,7 @@ from typing import Any
 
 from rait.config import ConfigError, option
 from rait.data.schema import QAItem
-from rait.methods import register
+from rait.methods import Summary, register
 from rait.methods._common import CommonConfig, Decisions, draw, finish, make_row, require, resolve_seed, rng_for, \
     task_kind
 
@@ -100,8 +100,9 @@ def _gold(item: QAItem, cfg: RTuningConfig) -> str:
 
 
 @register("r_tuning", "R-Tuning (original): unknown -> one of 16 refusal phrases, or unsure -> 'I am sure/unsure.'",
-          RTuningConfig, needs=("correctness",))
-def build(table: list[dict[str, Any]], cfg: RTuningConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+          RTuningConfig, columns=("correctness",), display="R-Tuning",
+          paper="Zhang et al., NAACL 2024 (arXiv 2311.09677)")
+def build(table: list[dict[str, Any]], cfg: RTuningConfig) -> tuple[list[dict[str, Any]], Summary]:
     require(table, ("correctness",), "r_tuning")
     kind = task_kind(table)
     seed = resolve_seed(cfg, kind)

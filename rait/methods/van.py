@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rait.methods import register
+from rait.methods import Summary, register
 from rait.methods._common import CommonConfig, Decisions, draw, emit, finish, plan_sizes, resolve_seed, rng_for, \
     shortfall_mode, task_kind
 
@@ -39,8 +39,9 @@ class VanConfig(CommonConfig):
     """Van-Tuning: ``n_total`` random items with gold answers (``idk_share`` / ``n_idk`` are ignored)."""
 
 
-@register("van", "Van-Tuning baseline: N random training questions, all with gold answers", VanConfig)
-def build(table: list[dict[str, Any]], cfg: VanConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+@register("van", "Van-Tuning baseline: N random training questions, all with gold answers", VanConfig,
+          display="Van-Tuning", paper="baseline of CRaFT (arXiv 2410.06913) and GRAIT (arXiv 2502.05911)")
+def build(table: list[dict[str, Any]], cfg: VanConfig) -> tuple[list[dict[str, Any]], Summary]:
     kind = task_kind(table)
     seed = resolve_seed(cfg, kind)
     plan = plan_sizes(cfg, kind, len(table), split=False)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from rait.config import ConfigError
-from rait.methods import available, get
+from rait.methods import Summary, available, get
 from rait.methods._common import CommonConfig, plan_sizes
 from rait.prompts import OEQA_REFUSE1, REFUSAL_MCQA, REFUSAL_OEQA
 from tests.methods import table
@@ -17,8 +17,9 @@ def test_registered_with_needs():
     methods = available()
     for name in METHODS:
         assert name in methods and methods[name].description
-    assert get("corcer").needs == ("correctness", "certainty")
-    assert "correctness_rehearsed" in get("craft").needs
+    assert get("corcer").columns == ("correctness", "certainty") and get("corcer").needs == ("table",)
+    assert "correctness_rehearsed" in get("craft").columns and get("craft").needs == ("table", "rehearsed_table")
+    assert get("grait").needs == ("table", "grads") and get("grait").display == "GRAIT"
 
 
 @pytest.mark.parametrize("kind,n,expected", [
@@ -74,7 +75,8 @@ def test_row_format(name, kind):
                 gold = f"gold {r['id']}" if kind == "oeqa" else "ABCD"[int(r["id"][1:]) % 4]
                 assert r["messages"][2]["content"] == gold
     assert summary["counts"]["van"] + summary["counts"]["idk"] == len(rows)
-    json.dumps(summary)  # JSON-able
+    json.dumps(summary.to_dict(decisions=True))  # JSON-able
+    assert set(summary.to_dict()) == set(Summary("x").to_dict())  # one schema for every method
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -82,7 +84,8 @@ def test_deterministic_and_seed_sensitive(name):
     t = table("oeqa", rehearsed=True)
     a = get(name).build(t, _cfg(name, n_total=10))
     b = get(name).build(t, _cfg(name, n_total=10))
-    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    assert json.dumps([a[0], a[1].to_dict(True)], sort_keys=True) == json.dumps([b[0], b[1].to_dict(True)],
+                                                                                 sort_keys=True)
     c = get(name).build(t, _cfg(name, n_total=10, seed=123))
     assert [r["id"] for r in c[0]] != [r["id"] for r in a[0]]  # at least the shuffle differs
 

@@ -61,8 +61,8 @@ def test_greedy_adaptive_weights(grads_dir, sign, w5, w7):
     r5 = next(r for r in rows if r["id"] == "q5")
     assert r5["messages"][-1]["content"] == "I don't know" and r5["messages"][0] == {"role": "system", "content": ""}
     assert "if you don't know the answer" in r5["messages"][1]["content"]
-    assert summary["pools"] == {"ik": 3, "idk": 4, "neither": 1}
-    assert summary["counts"] == {"van": 2, "idk": 2, "total": 4}
+    assert summary["pools"] == {"van": 3, "idk": 4} and summary["dropped"]["middle_band"] == 1
+    assert summary["counts"] == {"van": 2, "idk": 2} and summary["n_rows"] == 4
     assert summary["idk_weights"]["max"] == pytest.approx(max(w5, w7), abs=1e-6)
 
 
@@ -92,7 +92,7 @@ def test_shortfall_and_default_sizes(grads_dir):
     rows, s = build(table(), GraitConfig(grads_dir=str(grads_dir), n_van=5, n_idk=9))
     assert s["counts"]["van"] == 3 and s["shortfall"] == {"van": 2, "idk": 5}
     _, s = build(table(), GraitConfig(grads_dir=str(grads_dir)))
-    assert s["quota"]["n_van"] + s["quota"]["n_idk"] == round(10000 * 8 / 87622)
+    assert s["quotas"]["van"] + s["quotas"]["idk"] == round(10000 * 8 / 87622)
 
 
 def test_mismatched_store_is_clear_error(grads_dir):
@@ -108,7 +108,7 @@ def test_mismatched_store_is_clear_error(grads_dir):
 
 def test_registered_and_config_validation():
     m = get("grait")
-    assert m.config_cls is GraitConfig and m.needs == ()
+    assert m.config_cls is GraitConfig and m.needs == ("table", "grads")
     with pytest.raises(ConfigError):
         GraitConfig(weight_sign=2)
     with pytest.raises(ConfigError):
@@ -119,11 +119,11 @@ def test_decisions_explain_every_item(grads_dir):
     _, summary = build(table(), GraitConfig(grads_dir=str(grads_dir), n_van=2, n_idk=2))
     d = summary["decisions"]
     assert set(d) == {f"q{i}" for i in range(8)}
-    assert d["q0"]["label"] == "van" and d["q2"]["reason"] == "dropped: over quota"
+    assert d["q0"]["label"] == "van" and d["q2"]["reason"].startswith("dropped: over_quota")
     assert d["q3"]["pool"] == "neither" and d["q3"]["label"] is None
     assert d["q5"]["label"] == "idk" and d["q5"]["greedy_rank"] == 0 and d["q5"]["S"] == pytest.approx(0.5 + 1.0 + 0.2)  # final S after both greedy updates
-    assert d["q6"]["reason"] == "dropped: not selected by the greedy pass"
+    assert d["q6"]["reason"] == "dropped: not_selected (not selected by the greedy pass)"
     from rait.build import explain
 
-    text = explain(d, {k: v for k, v in summary.items() if k != "decisions"}, "q7")
+    text = explain(d, summary.to_dict(), "q7")
     assert "greedy pick 1" in text and "pool=idk" in text

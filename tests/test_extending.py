@@ -1,0 +1,90 @@
+"""docs/extending.md stays true: its marked examples run, and `rait run --dry-run` plans what they need."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rait.cli import main
+from rait.config import ConfigError, load_yaml
+from rait.pipeline import Plan, RunConfig
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
+
+GRADS_METHOD = '''
+from dataclasses import dataclass
+from rait.config import option
+from rait.methods import register
+from rait.methods._common import CommonConfig, Decisions, finish, task_kind
+
+@dataclass
+class GConfig(CommonConfig):
+    grads_dir: str = option("", "gradient store")
+
+@register("toy_grads", "needs the gradient store", GConfig, needs=("table", "grads"))
+def build(table, cfg):
+    return finish(table, [], {"method": "toy_grads", "kind": task_kind(table)}, Decisions(table), 0)
+'''
+
+
+def example(name: str) -> str:
+    """The code block that follows ``<!-- example: NAME -->`` in docs/extending.md."""
+    m = re.search(rf"<!-- example: {name} -->\s*```python\n(.*?)```", DOC.read_text(), re.S)
+    assert m, f"example {name} not found in {DOC}"
+    return m.group(1)
+
+
+def run_config(tmp_path, plugin_code: str, methods: list[str]) -> Path:
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text(plugin_code)
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "x", "out_root": str(tmp_path / "runs"), "plugins": [str(plugin)],
+                                   "methods": ["init_basic", *methods]}))
+    return cfg
+
+
+def planned(cfg: Path, capsys) -> list[str]:
+    assert main(["run", str(cfg), "--dry-run"]) == 0
+    return [line.split()[2].rstrip(":") for line in capsys.readouterr().out.splitlines() if line.startswith("[run ]")]
+
+
+def test_method_needing_rehearsed_table_is_one_file(tmp_path, capsys):
+    stages = planned(run_config(tmp_path, example("method_rehearsed"), ["toy_flow"]), capsys)
+    assert stages[:4] == ["data", "probe_m0", "rehearse", "probe_mr"] and "grads" not in stages
+    assert {"build:toy_flow", "train:toy_flow:0", "eval:toy_flow:0:id", "eval:toy_flow:0:ood"} <= set(stages)
+
+
+def test_toy_method_builds_from_the_rehearsed_table(tmp_path):
+    from rait.build import run_build
+    from rait.methods import load_plugin
+    from tests.methods import OEQA, rehearsed_table, table, write_jsonl
+
+    (tmp_path / "my_flow.py").write_text(example("method_rehearsed"))
+    load_plugin(tmp_path / "my_flow.py")
+    t = write_jsonl(tmp_path / "t.jsonl", table("oeqa"))
+    r = write_jsonl(tmp_path / "r.jsonl", rehearsed_table("oeqa"))
+    s = run_build("toy_flow", t, tmp_path / "out", rehearsed_path=r)
+    flows = [c_r - c for _, c, _, c_r in OEQA]
+    assert s["counts"] == {"van": sum(f > 0 for f in flows), "idk": sum(f < 0 for f in flows)}
+    assert s["dropped"] == {"no_flow": sum(f == 0 for f in flows)}
+
+
+def test_method_needing_gradient_store(tmp_path, capsys):
+    stages = planned(run_config(tmp_path, GRADS_METHOD, ["toy_grads"]), capsys)
+    assert stages[:4] == ["data", "probe_m0", "rehearse", "grads"] and "probe_mr" not in stages
+    plan = Plan(load_yaml(RunConfig, tmp_path / "run.yaml"))
+    assert plan.stages["build:toy_grads"].cfg["config"].grads_dir == str(plan.root / "grads")
+    assert plan.stages["build:toy_grads"].deps == ["probe_m0", "grads"]
+
+
+def test_training_free_method_gets_eval_stages_only(tmp_path, capsys):
+    stages = planned(run_config(tmp_path, example("method_training_free"), ["keep_all"]), capsys)
+    assert "eval:keep_all:0:id" in stages and not any(s.startswith(("build:", "train:")) for s in stages)
+    assert "probe_m0" in stages  # it needs the table
+
+
+def test_method_config_without_the_artifact_field_is_an_error(tmp_path):
+    code = GRADS_METHOD.replace('    grads_dir: str = option("", "gradient store")\n', "    pass\n")
+    with pytest.raises(ConfigError, match="grads_dir"):
+        load_yaml(RunConfig, run_config(tmp_path, code, ["toy_grads"]))
