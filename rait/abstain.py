@@ -102,3 +102,42 @@ def pool_verdicts(table: Sequence[dict[str, Any]]) -> tuple[list[str], str]:
         return ["correct" if r["correctness"] >= 0.5 else "wrong" for r in table], "correctness >= 0.5"
     raise RaitError("abstain: the knowledge table has neither greedy_correct nor correctness; "
                     "probe the pool with rait probe (greedy: true)")
+
+
+# ------------------------------------------------------------------------------------------- pipeline pieces
+def write_decisions(ctx: Any, scores: dict[str, float], fit: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Write a training-free method's eval directory for one test set from a threshold on per-item scores.
+
+    Every test item keeps Init-Basic's greedy answer and verdict (``ctx.reference``) unless its score is below
+    ``fit["tau"]``, in which case the verdict is "refuse" (the refusal text replaces the output; M0's answer stays
+    in ``m0_output``). ``metrics.json`` is computed by :func:`rait.evaluate.compute_metrics` against the same
+    reference, so the method sits in every table beside the trained ones.
+    """
+    import json
+    from dataclasses import replace
+    from pathlib import Path
+
+    from rait.artifacts import read_jsonl, write_jsonl, write_manifest
+    from rait.evaluate import EvalConfig, compute_metrics, load_reference
+
+    if ctx.reference is None:
+        raise RaitError(f"{ctx.method}: needs the Init-Basic evaluation of the same test set as its reference")
+    base = read_jsonl(Path(ctx.reference) / "items.jsonl")
+    missing = [r["id"] for r in base if r["id"] not in scores]
+    if missing:
+        raise RaitError(f"{ctx.method}: no score for {len(missing)} test item(s) of {ctx.test}, e.g. {missing[0]!r}")
+    verdicts = apply_threshold(fit["tau"], [scores[r["id"]] for r in base], [r["verdict"] for r in base])
+    recs = []
+    for r, v in zip(base, verdicts):
+        refused = v == "refuse" and r["verdict"] != "refuse"
+        recs.append({**r, "output": "I don't know" if refused else r["output"], "verdict": v,
+                     "confidence": float(scores[r["id"]]), "m0_output": r["output"]})
+    cfg = replace(ctx.eval if ctx.eval is not None else EvalConfig(), prompt="basic", reference=str(ctx.reference))
+    metrics = compute_metrics(recs, cfg, load_reference(ctx.reference))
+    metrics.update({"model": ctx.model, "data": str(ctx.data), "method": ctx.method, "abstain": {
+        "tau": fit["tau"], "pool_ths": fit["ths"], "pool_refused": fit["refused"], "pool_n": fit["n"], **extra}})
+    out = Path(ctx.out)
+    write_jsonl(out / "items.jsonl", recs)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True, default=float) + "\n")
+    write_manifest(out, f"eval:{ctx.method}", {"method": ctx.method, "tau": fit["tau"], **extra},
+                   {k: str(v) for k, v in ctx.artifacts.items()} | {"reference": str(ctx.reference)})

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -127,3 +128,79 @@ def label_quality(rows: Sequence[Mapping[str, Any]], table: Sequence[Mapping[str
     mean = (lambda xs: round(float(np.mean(xs)), 4) if xs else None)
     return {"n_van": len(van), "n_idk": len(idk), "idk_m0_wrong": mean(idk), "van_m0_right": mean(van),
             "unknown_labelled_idk": mean([i in idk_ids for i in unknown])}
+
+
+# ------------------------------------------------------------------------------------------------- a whole run
+def _verdicts(run_dir: Path, method: str, seeds: Sequence[int], test: str) -> dict[str, list[str]]:
+    from rait.artifacts import read_jsonl
+
+    out: dict[str, list[str]] = {}
+    for s in seeds:
+        p = run_dir / "eval" / method / f"seed{s}" / test / "items.jsonl"
+        if p.exists():
+            for r in read_jsonl(p):
+                out.setdefault(r["id"], []).append(r["verdict"])
+    return out
+
+
+def inference_cost(run_dir: Path, method: str, seed: int, test: str) -> dict[str, float]:
+    """Generations and extra forward passes per test question (abstention baselines record theirs)."""
+    import json
+
+    p = run_dir / "eval" / method / f"seed{seed}" / test / "metrics.json"
+    extra = json.loads(p.read_text()).get("abstain", {}) if p.exists() else {}
+    return {"generations_per_q": float(extra.get("cost_generations", 1)),
+            "forward_per_q": float(extra.get("cost_forward", 0))}
+
+
+def run_diagnostics(run_dir: str | Path, methods: Sequence[str], tests: Sequence[str], seeds: Mapping[str, Sequence[int]],
+                    reference: str = "init_basic", n_bins: int = 10) -> dict[str, Any]:
+    """All three diagnostics of a run directory written by ``rait run`` (see the module docstring).
+
+    Args:
+        run_dir: the run root (``data/``, ``eval/``, ``probe/m0/table.jsonl``, ``build/``).
+        methods: methods in report order.
+        tests: test-set names (``id``, ``ood``).
+        seeds: method → the seeds it was evaluated with.
+        reference: the method whose verdicts are M0's (Init-Basic).
+        n_bins: popularity bins.
+    """
+    from rait.artifacts import read_jsonl
+
+    root = Path(run_dir)
+    out: dict[str, Any] = {"knowledge_curve": {}, "refusal_alignment": {}, "label_quality": {}, "cost": {}}
+    for test in tests:
+        per = {m: _verdicts(root, m, seeds[m], test) for m in methods}
+        m0 = {i: v[0] for i, v in per.get(reference, {}).items()}
+        data = root / "data" / f"{test}.jsonl"
+        pop = {r["id"]: r["popularity"] for r in read_jsonl(data) if r.get("popularity") is not None} \
+            if data.exists() else {}
+        if pop:
+            out["knowledge_curve"][test] = knowledge_curve(pop, per, n_bins)
+        out["refusal_alignment"][test] = {
+            m: refusal_alignment({i: [float(x == "refuse") for x in v] for i, v in per[m].items()}, m0)
+            for m in methods if m != reference and per[m]}
+        out["cost"][test] = {m: inference_cost(root, m, seeds[m][0], test) for m in methods}
+    table_path = root / "probe" / "m0" / "table.jsonl"
+    table = read_jsonl(table_path) if table_path.exists() else None
+    for m in methods:
+        builds = sorted((root / "build").glob(f"{m}/**/train.jsonl")) if (root / "build").exists() else []
+        if table and builds:
+            q = label_quality(read_jsonl(builds[0]), table)
+            if q is not None:
+                out["label_quality"][m] = q
+    return out
+
+
+def write_diagnostics(plan: Any) -> dict[str, Any]:
+    """``diagnostics.json`` of a ``rait run`` plan (called by its aggregate stage after ``results.json``)."""
+    import json
+
+    from rait.artifacts import atomic_write_text
+    from rait.methods import get
+
+    c = plan.cfg
+    seeds = {m: (list(c.seeds) if get(m).trains else [c.seeds[0]]) for m in c.methods}
+    d = run_diagnostics(plan.root, c.methods, list(plan.tests()), seeds)
+    atomic_write_text(plan.root / "diagnostics.json", json.dumps(d, indent=2, sort_keys=True) + "\n")
+    return d

@@ -36,6 +36,7 @@ import rait
 from rait.aggregate import stage_times, summary_table, write_results
 from rait.artifacts import atomic_write_text, sha256_json, write_jsonl
 from rait.config import ConfigError, apply_overrides, from_dict, load_yaml, option
+from rait.diagnostics import write_diagnostics
 from rait.errors import RaitError
 from rait.methods import DEFAULT_METHODS, REFERENCE, EvalContext, get, load_plugin
 from rait.providers import KINDS, closure, deps_of
@@ -207,7 +208,7 @@ class Plan:
             self._trained(m)
         evals = [n for n in self.stages if n.startswith("eval:")]
         self.add(Stage("aggregate", r, {"methods": c.methods, "seeds": c.seeds, "n_boot": c.stage("eval").n_boot},
-                       lambda: write_results(self), deps=evals))
+                       lambda: (write_results(self), write_diagnostics(self)), deps=evals))
 
     def _ref(self, test: str) -> tuple[Path, str]:
         s0 = self.cfg.seeds[0]

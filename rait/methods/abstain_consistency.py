@@ -1,0 +1,59 @@
+"""``abstain_consistency``: answer greedily unless the sampled answers disagree (training-free baseline).
+
+M0 keeps its greedy answer (Init-Basic's) on a test question unless the probe's certainty of that question —
+the agreement of k sampled answers, by the run's probe estimator (CRaFT's embedding consistency by default) —
+is below a threshold ``tau``. ``tau`` is fit on the training pool's knowledge table only (the value that
+maximises THS on the pool against answering everything; :func:`rait.abstain.fit_threshold`); the test questions
+are probed at test time with the same settings as the pool (artifact ``test_tables``), so the method costs k
+sampled answers + 1 greedy answer per question — the ``cost`` column of the results.
+
+Example:
+    >>> from rait.methods import get
+    >>> m = get("abstain_consistency")
+    >>> m.trains, m.needs, m.display
+    (False, ('table', 'test_tables'), 'Abstain (consistency)')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rait.abstain import fit_threshold, pool_verdicts, write_decisions
+from rait.config import option
+from rait.methods import EvalContext, register
+from rait.providers_eval import test_table_path
+
+
+@dataclass
+class AbstainConsistencyConfig:
+    """Which knowledge-table column is the certainty score."""
+
+    score: str = option("certainty", "knowledge-table column used as the score (higher = answer)")
+
+
+@register("abstain_consistency", "Abstain (consistency): refuse when k sampled answers disagree (certainty < tau fit "
+          "on the pool)", AbstainConsistencyConfig, needs=("table", "test_tables"), columns=("certainty",),
+          display="Abstain (consistency)", paper="training-free baseline (rait); certainty as in CRaFT "
+          "(arXiv 2410.06913)", trains=False)
+def evaluate(ctx: EvalContext) -> None:
+    from rait.build import read_table
+
+    col = ctx.cfg.score
+    pool, _ = read_table(ctx.artifacts["table"])
+    verdicts, source = pool_verdicts(pool)
+    fit = fit_threshold([_score(r, col, ctx.artifacts["table"]) for r in pool], verdicts)
+    tpath = test_table_path(Path(ctx.artifacts["test_tables"]), ctx.test)
+    test, _ = read_table(tpath)
+    scores = {r["id"]: _score(r, col, tpath) for r in test}
+    k = max((len(r.get("samples") or []) for r in test), default=0)
+    write_decisions(ctx, scores, fit, {"score": col, "labels": source, "cost_generations": k + 1,
+                                       "cost_forward": 0})
+
+
+def _score(row: dict, col: str, path: Path) -> float:
+    from rait.errors import DataError
+
+    if row.get(col) is None:
+        raise DataError(path, None, f"row {row.get('id')!r} has no {col!r}; probe with a certainty estimator")
+    return float(row[col])

@@ -1,0 +1,57 @@
+"""``abstain_probe``: refuse when a linear probe on M0's hidden state says the question is unknown.
+
+A logistic-regression probe (scikit-learn) reads M0's hidden state of the question (last prompt token of the
+0-shot BASIC prompt; artifact ``hidden_states``) and predicts whether M0 answers it correctly (the pool's greedy
+verdict, or the sample majority when the probe ran without ``greedy``). The layer is chosen on the pool by
+stratified cross-validation (AUROC); the refusal threshold ``tau`` is fit on the pool's cross-fitted
+p(correct) by maximising THS (:func:`rait.abstain.fit_threshold`). Nothing of a test set is used to fit either.
+Per test question: one forward pass (the hidden state) besides the greedy answer — the ``cost`` column.
+
+Example:
+    >>> from rait.methods import get
+    >>> m = get("abstain_probe")
+    >>> m.trains, m.needs
+    (False, ('table', 'hidden_states'))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rait.abstain import fit_threshold, pool_verdicts, write_decisions
+from rait.config import option
+from rait.methods import EvalContext, register
+from rait.providers_eval import load_states
+
+
+@dataclass
+class AbstainProbeConfig:
+    """Cross-validation of the probe."""
+
+    folds: int = option(5, "stratified folds for the layer choice and the cross-fitted pool scores")
+    seed: int = option(0, "fold shuffling and solver seed")
+
+
+@register("abstain_probe", "Abstain (probe): refuse when a hidden-state probe's p(correct) < tau fit on the pool",
+          AbstainProbeConfig, needs=("table", "hidden_states"), display="Abstain (probe)",
+          paper="training-free baseline (rait); linear probes of knowledge as in Kadavath et al. 2022",
+          trains=False)
+def evaluate(ctx: EvalContext) -> None:
+    from rait.build import read_table
+    from rait.hidden import fit_probe, probe_scores
+
+    pool, _ = read_table(ctx.artifacts["table"])
+    verdicts, source = pool_verdicts(pool)
+    hdir = Path(ctx.artifacts["hidden_states"])
+    pool_ids, pool_states = load_states(hdir, "pool")
+    by_id = dict(zip(pool_ids, range(len(pool_ids))))
+    X = pool_states[[by_id[r["id"]] for r in pool]]
+    y = [v == "correct" for v in verdicts]
+    probe = fit_probe(X, y, folds=ctx.cfg.folds, seed=ctx.cfg.seed)
+    fit = fit_threshold(probe["pool_scores"], verdicts)
+    test_ids, test_states = load_states(hdir, ctx.test)
+    scores = dict(zip(test_ids, probe_scores(probe, test_states).tolist()))
+    write_decisions(ctx, scores, fit, {"labels": source, "layer": probe["layer"],
+                                       "cv_auroc": round(probe["cv_auroc"][probe["layer"]], 4),
+                                       "cost_generations": 1, "cost_forward": 1})
