@@ -298,6 +298,12 @@ def make_report(run_dir: str | Path, out: str | Path | None = None, max_items: i
     md += ["## Knowledge-state chessboard", "", board_note, ""]
     if board is not None:
         md += ["![knowledge-state chessboard](report_knowledge.png)", ""]
+    from rait.report_diagnostics import NOTES, sections
+
+    diag_md, diag_tables, curve = sections(run.dir, run.methods, run.tests, run.info.get("seeds") or [0], pretty)
+    if curve is not None:
+        (out / "report_curve.png").write_bytes(curve)
+    md += diag_md
     md += ["Per-item answers: open `report.html` (per-item browser).", ""]
     md_path = out / "report.md"
     atomic_write_text(md_path, "\n".join(md))
@@ -318,10 +324,13 @@ def make_report(run_dir: str | Path, out: str | Path | None = None, max_items: i
           table_html([[("test", 1), ("P_c0", 1), ("P_w0", 1), ("spec", 1)]], _ref_rows(run))]
     if dec_rows:
         h += ["<h2>Training sets</h2>", table_html([[("method", 1), ("van", 1), ("idk", 1), ("dropped", 1)]], dec_rows)]
+    h += ["<h2>Knowledge boundary</h2>"] + [f"<h3>{html.escape(title)}</h3>" + table_html([[(c, 1) for c in head]], rows)
+                                            for title, head, rows in diag_tables]
     page = render_page(f"RAIT report: {name}", "\n".join(h),
                        [("P_c–P_w plane", "P_c versus P_w per method and test set", plane, plane_note),
                         ("Knowledge-state chessboard", "training labels over M0 correctness and certainty", board,
-                         board_note)],
+                         board_note),
+                        ("Knowledge curve", "P_c and P_r per popularity decile", curve, NOTES["curve"])],
                        eval_items(run, max_items))
     html_path = out / "report.html"
     atomic_write_text(html_path, page)

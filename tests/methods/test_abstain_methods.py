@@ -28,6 +28,9 @@ def _rewrite_pool(tiny_run):
     rows = [{"id": f"p{i}", "question": f"What is item {i}?", "answers": known if i % 3 else ["qqzzxx"],
              "popularity": i + 1} for i in range(24)]
     (tiny_run.parent / "pool.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    test = [{"id": f"t{i}", "question": f"Tell me thing {i}?", "answers": known if i % 2 else ["qqzzxx"],
+             "popularity": 10 * i} for i in range(6)]
+    (tiny_run.parent / "id.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
 
 
 def test_abstention_baselines_run_fit_on_the_pool_only(tiny_run, tmp_path):
@@ -53,6 +56,13 @@ def test_abstention_baselines_run_fit_on_the_pool_only(tiny_run, tmp_path):
         "abstain"]["cost_generations"] == 4  # k = 3 samples + the greedy answer
     diag = json.loads((plan.root / "diagnostics.json").read_text())
     assert set(diag["refusal_alignment"]["id"]) == {"abstain_consistency", "abstain_probe"}
+    assert len(diag["knowledge_curve"]["id"]["bins"]) == 6 and "ood" not in diag["knowledge_curve"]
+    from rait.report import make_report
+
+    md, html = make_report(plan.root)
+    text = md.read_text()
+    assert "### Knowledge curve · id" in text and "### Refusal alignment and inference cost" in text
+    assert (plan.root / "report_curve.png").exists() and "Knowledge curve · id" in html.read_text()
 
     # other test items: the same pool gives the same thresholds
     other = [{"id": f"o{i}", "question": f"Name the thing called {i}?", "answers": ["e" if i % 2 else "zzqq"]}
