@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,7 +90,8 @@ def _make_tests(plan: "Plan") -> "Stage":
     base = plan.cfg.stage("probe")
     cfgs = {t: replace(base, model=plan.cfg.model, dtype=plan.cfg.dtype, data=f"jsonl:{path}",
                        out=str(test_table_path(p.out(plan.root), t).parent)) for t, path in plan.tests().items()}
-    return Stage(p.stage, p.out(plan.root), cfgs, lambda: [probe(c) for c in cfgs.values()], deps=["data"])
+    return Stage(p.stage, p.out(plan.root), {t: asdict(c) for t, c in cfgs.items()},
+                 lambda: [probe(c) for c in cfgs.values()], deps=["data"])
 
 
 def _make_hidden(plan: "Plan") -> "Stage":
