@@ -242,27 +242,13 @@ def make_data(d: DataSection, out: Path) -> None:
 
 
 def aggregate(plan: Plan) -> None:
-    """Write ``results.json`` (seed-aggregated metrics per method × test set) and ``run.json``."""
-    from rait.aggregate import aggregate_verdicts, mean_extras
+    """Write ``results.json`` (seed-aggregated metrics, macro / echo-safe views, paired Δs) and ``run.json``."""
+    from rait.aggregate import aggregate_run
 
     c = plan.cfg
-    results: dict[str, Any] = {}
-    reference: dict[str, Any] = {}
-    n_boot = int(c.eval.get("n_boot", 1000))
-    for test in plan.tests():
-        ref_m = json.loads((plan.eval_dir("init_basic", c.seeds[0], test) / "metrics.json").read_text())
-        ref = (ref_m["P_c"]["value"], ref_m["P_w"]["value"])
-        reference[test] = {"P_c0": ref[0], "P_w0": ref[1]}
-        for m in c.methods:
-            seeds = [c.seeds[0]] if m in BASELINES else c.seeds
-            dirs = [plan.eval_dir(m, s, test) for s in seeds]
-            per_seed = [[r["verdict"] for r in read_jsonl(d / "items.jsonl")] for d in dirs]
-            agg = aggregate_verdicts(per_seed, ref=ref if ref[1] > 0 else None, n_boot=n_boot)
-            agg.update(mean_extras([json.loads((d / "metrics.json").read_text()) for d in dirs]))
-            agg["seeds"] = seeds
-            results.setdefault(m, {})[test] = agg
-    atomic_write_text(plan.root / "results.json",
-                      json.dumps({"results": results, "reference": reference}, indent=2, sort_keys=True) + "\n")
+    res = aggregate_run(plan.eval_dir, c.methods, list(plan.tests()), c.seeds, BASELINES,
+                        n_boot=int(c.eval.get("n_boot", 1000)))
+    atomic_write_text(plan.root / "results.json", json.dumps(res, indent=2, sort_keys=True) + "\n")
     tests = {k: str(v) for k, v in plan.tests().items()}
     atomic_write_text(plan.root / "run.json", json.dumps(
         {"name": c.name, "model": c.model, "methods": c.methods, "tests": tests, "seeds": c.seeds,
