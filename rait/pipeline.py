@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import rait
-from rait.artifacts import atomic_write_text, read_jsonl, sha256_json, write_jsonl
+from rait.artifacts import atomic_write_text, sha256_json, write_jsonl
 from rait.config import ConfigError, apply_overrides, load_yaml, option
 from rait.errors import RaitError
 
