@@ -36,6 +36,8 @@ from rait.config import ConfigError, apply_overrides, load_yaml, option
 from rait.errors import RaitError
 
 BASELINES = ("init_basic", "init_refuse")
+#: Methods whose label set is a random draw: with several seeds, each training seed also seeds the draw.
+RANDOM_DRAW = ("van", "cor_rait", "r_tuning")
 
 
 @dataclass
@@ -190,12 +192,18 @@ class Plan:
             if m == "grait":
                 settings["grads_dir"] = str(r / "grads")
                 deps.append("grads")
-            self.add(Stage(f"build:{m}", bdir, _with_sets(argv, settings), deps=deps))
+            per_seed = m in RANDOM_DRAW and len(c.seeds) > 1  # one label set per seed: seed s draws with seed s
+            for s in (c.seeds if per_seed else [None]):
+                out = bdir / f"seed{s}" if per_seed else bdir
+                self.add(Stage(f"build:{m}" + (f":{s}" if per_seed else ""), out, _with_sets(
+                    [str(out) if a == str(bdir) else a for a in argv], {**settings, "seed": s} if per_seed else settings),
+                    deps=deps))
             for s in c.seeds:
                 tdir = r / "train" / m / f"seed{s}"
+                bname, bd = (f"build:{m}:{s}", bdir / f"seed{s}") if per_seed else (f"build:{m}", bdir)
                 self.add(Stage(f"train:{m}:{s}", tdir, _with_sets(
-                    ["train", "--data", str(bdir / "train.jsonl"), "--model", c.model, "--out", str(tdir),
-                     "--set", f"seed={s}"], c.train), deps=[f"build:{m}"]))
+                    ["train", "--data", str(bd / "train.jsonl"), "--model", c.model, "--out", str(tdir),
+                     "--set", f"seed={s}"], c.train), deps=[bname]))
                 for test, path in tests.items():
                     out = self.eval_dir(m, s, test)
                     argv = ["eval", "--model", str(tdir), "--dtype", c.dtype, "--data", f"jsonl:{path}",
