@@ -18,6 +18,8 @@ Departures from the released code (``triviaqa_RAI.py::Cor_RAIT``, ``mmlu_RAI.py:
     (``on_shortfall: error`` restores the assertion).
   * The released OEQA set is not shuffled and the MCQA shuffle is unseeded; we always shuffle with the seed.
 
+Every deviation from the papers and the released code, with its flag: docs/deviations.md.
+
 Example:
     >>> from rait.methods.cor_rait import CorRaitConfig, build
     >>> table = [{"id": f"q{i}", "question": f"Q{i}?", "answers": [f"A{i}"], "kind": "oeqa",

@@ -31,6 +31,8 @@ Departures from the original:
   * The original shuffles with the unseeded ``random.shuffle``; we shuffle with the seed (0 OEQA / 42 MCQA).
   * The OEQA tasks (ParaRel, HotpotQA) used their own scripts; we apply the same rule to any table.
 
+Every deviation from the papers and the released code, with its flag: docs/deviations.md.
+
 Example:
     >>> from rait.methods.r_tuning import RTuningConfig, build
     >>> table = [{"id": "q0", "question": "Q0?", "answers": ["A0"], "kind": "oeqa", "correctness": 0.8},

@@ -15,6 +15,8 @@ Departures from the released code (``triviaqa_RAI.py::Van_Tuning``, ``mmlu_RAI.p
   * The released OEQA output is not shuffled and MCQA's ``mmlu_RAI.py`` does not shuffle Van-Tuning either;
     we always apply a seeded shuffle (training shuffles anyway).
 
+Every deviation from the papers and the released code, with its flag: docs/deviations.md.
+
 Example:
     >>> from rait.methods.van import VanConfig, build
     >>> table = [{"id": f"q{i}", "question": f"Q{i}?", "answers": [f"A{i}"], "kind": "oeqa",
