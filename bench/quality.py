@@ -63,10 +63,13 @@ def label_sets(plan) -> list[str]:
     from rait.methods import paper_sizes
 
     c = plan.cfg
-    trained = [m for m in c.methods if (plan.root / "build" / m / "summary.json").exists()]
+    bdirs = {m: plan.root / "build" / m for m in c.methods}  # per-seed builds: the first seed's label set
+    paths = {m: next((p for p in (d / "summary.json", d / f"seed{c.seeds[0]}" / "summary.json") if p.exists()), None)
+             for m, d in bdirs.items()}
+    trained = [m for m in c.methods if paths[m]]
     if not trained:
         return []
-    rows = {m: json.loads((plan.root / "build" / m / "summary.json").read_text()) for m in trained}
+    rows = {m: json.loads(paths[m].read_text()) for m in trained}
     kind = next((r["kind"] for r in rows.values() if "kind" in r), "oeqa")
     paper = paper_sizes(kind)
     n_table = next((r["n_table"] for r in rows.values() if "n_table" in r), c.data.n_pool)

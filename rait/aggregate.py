@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from rait.metrics import RATE_KEYS, VERDICTS, ths
+from rait.metrics import RATE_KEYS, VERDICTS, macro_rates, rates, ths
 
 if TYPE_CHECKING:
     from rait.pipeline import Plan
@@ -86,6 +87,99 @@ def mean_extras(metric_dicts: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return out
 
 
+def macro_over_seeds(per_seed: Sequence[Sequence[str]], topics: Sequence[Any],
+                     ref: tuple[float, float] | None) -> dict[str, Any]:
+    """Seed means (and sd across seeds) of the macro-averaged rates and THS (:func:`rait.metrics.macro_rates`).
+
+    THS is linear in (P_c, P_w) for a fixed reference, so the mean of per-seed THS is the THS of the mean rates.
+
+    >>> m = macro_over_seeds([["correct", "wrong", "correct"], ["wrong", "wrong", "correct"]], ["a", "a", "b"],
+    ...                      ref=(50.0, 50.0))
+    >>> m["P_c"]["value"], m["P_c"]["sd"], m["THS"]["value"], m["n_groups"]
+    (62.5, 17.67766952966369, 25.0, 2)
+    """
+    per = [macro_rates(v, topics, ref=ref) for v in per_seed]
+    keys = list(RATE_KEYS) + (["THS"] if "THS" in per[0] else [])
+    out: dict[str, Any] = {"n": per[0]["n"], "n_groups": per[0]["n_groups"]}
+    for k in keys:
+        a = np.array([p[k] for p in per])
+        out[k] = {"value": float(a.mean()), "sd": float(a.std(ddof=1)) if a.size > 1 else None}
+    return out
+
+
+def _point(verdicts: Sequence[str]) -> tuple[float, float] | None:
+    r = rates(verdicts)
+    return (r["P_c"], r["P_w"]) if r["P_w"] > 0 else None
+
+
+def _views(per_seed_recs: Sequence[Sequence[dict[str, Any]]], ref_recs: Sequence[dict[str, Any]],
+           n_boot: int) -> dict[str, Any]:
+    """``macro`` (2+ topics) and ``echo_safe`` + ``n_echo`` (open-ended items scored both ways) of one method on one
+    test set; each against Init-Basic's point under the same view."""
+    out: dict[str, Any] = {}
+    topics = [r.get("topic") for r in per_seed_recs[0]]
+    if all(t is not None for t in topics) and len(set(topics)) > 1:
+        ref_macro = macro_rates([r["verdict"] for r in ref_recs], [r.get("topic") for r in ref_recs])
+        ref = (ref_macro["P_c"], ref_macro["P_w"]) if ref_macro["P_w"] > 0 else None
+        out["macro"] = macro_over_seeds([[r["verdict"] for r in rs] for rs in per_seed_recs], topics, ref)
+    if all("verdicts" in r for rs in per_seed_recs for r in rs) and all("verdicts" in r for r in ref_recs):
+        out["n_echo"] = sum(bool(r.get("echo")) for r in per_seed_recs[0])
+        ref = _point([r["verdicts"]["echo_safe"] for r in ref_recs])
+        out["echo_safe"] = aggregate_verdicts([[r["verdicts"]["echo_safe"] for r in rs] for rs in per_seed_recs],
+                                              ref=ref, n_boot=n_boot)
+    return out
+
+
+def aggregate_run(eval_dir: Callable[[str, int, str], Path], methods: Sequence[str], tests: Sequence[str],
+                  seeds: Sequence[int], baselines: Sequence[str] = ("init_basic", "init_refuse"),
+                  n_boot: int = 1000, ref_method: str = "init_basic") -> dict[str, Any]:
+    """The content of a run's ``results.json`` from its per-item evaluations.
+
+    For every method × test set: seed-averaged pooled rates and THS (:func:`aggregate_verdicts`), the seed means
+    of AUROC/AP/honesty, the macro average over topics (MMLU subjects) when the test set has 2+ topics, and the
+    echo-safe scoring (``echo_safe``, with ``n_echo``) when the items were scored both ways. THS is always
+    against Init-Basic (first seed) under the same view. ``paired`` holds the paired Δ statistics
+    (:func:`rait.paired.paired_deltas`).
+
+    Args:
+        eval_dir: ``(method, seed, test) -> directory`` holding ``items.jsonl`` and ``metrics.json``.
+        methods: methods in report order (must include ``init_basic``).
+        tests: test-set names.
+        seeds: training seeds; baselines use the first only.
+        baselines: untrained methods (evaluated once).
+        n_boot: bootstrap resamples.
+        ref_method: the THS reference method (Init-Basic).
+
+    Returns:
+        ``{"results": {method: {test: metrics}}, "reference": {test: {"P_c0", "P_w0"}}, "paired": {test: ...}}``.
+    """
+    from rait.artifacts import read_jsonl
+    from rait.paired import paired_deltas
+
+    results: dict[str, Any] = {}
+    reference: dict[str, Any] = {}
+    paired: dict[str, Any] = {}
+    for test in tests:
+        ref_dir = eval_dir(ref_method, seeds[0], test)
+        ref_m = json.loads((ref_dir / "metrics.json").read_text())
+        ref = (ref_m["P_c"]["value"], ref_m["P_w"]["value"])
+        reference[test] = {"P_c0": ref[0], "P_w0": ref[1]}
+        ref_recs = read_jsonl(ref_dir / "items.jsonl")
+        per_method: dict[str, list[list[str]]] = {}
+        for m in methods:
+            sds = [seeds[0]] if m in baselines else list(seeds)
+            dirs = [eval_dir(m, s, test) for s in sds]
+            recs = [read_jsonl(d / "items.jsonl") for d in dirs]
+            per_method[m] = [[r["verdict"] for r in rs] for rs in recs]
+            agg = aggregate_verdicts(per_method[m], ref=ref if ref[1] > 0 else None, n_boot=n_boot)
+            agg.update(mean_extras([json.loads((d / "metrics.json").read_text()) for d in dirs]))
+            agg.update(_views(recs, ref_recs, n_boot))
+            agg["seeds"] = sds
+            results.setdefault(m, {})[test] = agg
+        paired[test] = paired_deltas(per_method, ref=ref if ref[1] > 0 else None, n_boot=n_boot)
+    return {"results": results, "reference": reference, "paired": paired}
+
+
 # ------------------------------------------------------------------------------------------------ a whole run
 def reference_point(metrics: Mapping[str, Any]) -> tuple[float, float] | None:
     """(P_c0, P_w0) of the reference's metrics, or None when THS is undefined there (P_w0 = 0).
@@ -107,30 +201,18 @@ def write_results(plan: "Plan") -> None:
     Training-free methods are evaluated once (first seed). Where the reference has P_w0 = 0, THS is
     undefined: the test set's ``reference`` entry says so (``THS_undefined``) and no method gets a THS there.
     """
-    from rait.artifacts import atomic_write_text, read_jsonl
+    from rait.artifacts import atomic_write_text
     from rait.config import to_dict
     from rait.methods import REFERENCE, get
 
     c = plan.cfg
-    results: dict[str, Any] = {}
-    reference: dict[str, Any] = {}
-    n_boot = c.stage("eval").n_boot
-    for test in plan.tests():
-        ref_m = json.loads((plan.eval_dir(REFERENCE, c.seeds[0], test) / "metrics.json").read_text())
-        ref = reference_point(ref_m)
-        reference[test] = {"P_c0": ref_m["P_c"]["value"], "P_w0": ref_m["P_w"]["value"]}
-        if ref is None:
-            reference[test]["THS_undefined"] = "P_w0 = 0: THS is undefined for this reference point"
-        for m in c.methods:
-            seeds = c.seeds if get(m).trains else [c.seeds[0]]
-            dirs = [plan.eval_dir(m, s, test) for s in seeds]
-            per_seed = [[r["verdict"] for r in read_jsonl(d / "items.jsonl")] for d in dirs]
-            agg = aggregate_verdicts(per_seed, ref=ref, n_boot=n_boot)
-            agg.update(mean_extras([json.loads((d / "metrics.json").read_text()) for d in dirs]))
-            agg["seeds"] = seeds
-            results.setdefault(m, {})[test] = agg
-    atomic_write_text(plan.root / "results.json",
-                      json.dumps({"results": results, "reference": reference}, indent=2, sort_keys=True) + "\n")
+    free = [m for m in c.methods if not get(m).trains]
+    res = aggregate_run(plan.eval_dir, c.methods, list(plan.tests()), c.seeds, baselines=free,
+                        n_boot=c.stage("eval").n_boot, ref_method=REFERENCE)
+    for ref in res["reference"].values():
+        if reference_point({"P_c": {"value": ref["P_c0"]}, "P_w": {"value": ref["P_w0"]}}) is None:
+            ref["THS_undefined"] = "P_w0 = 0: THS is undefined for this reference point"
+    atomic_write_text(plan.root / "results.json", json.dumps(res, indent=2, sort_keys=True) + "\n")
     tests = {k: str(v) for k, v in plan.tests().items()}
     atomic_write_text(plan.root / "run.json", json.dumps(
         {"name": c.name, "model": c.model, "methods": c.methods, "tests": tests, "seeds": c.seeds,

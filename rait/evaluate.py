@@ -49,6 +49,10 @@ class EvalConfig:
     match: str = option("contains", "answer matching rule", choices=("contains", "contains_norm", "exact"))
     refusal: str = option("lenient", "refusal detection (strict = the papers' substring)", choices=("lenient", "strict"))
     mcqa_lenient_parse: bool = option(True, "MCQA: fall back to the first option letter anywhere (papers' parser)")
+    mcqa_parse: str = option("opencompass", "MCQA letter parser: the papers' opencompass rule, or rait's old one",
+                             choices=("opencompass", "legacy"))
+    scoring: str = option("papers", "open-ended: papers' alias rule, or echo_safe (no credit for an alias the "
+                          "question contains); metrics.json reports both", choices=("papers", "echo_safe"))
     reference: str | None = option(None, "eval dir (or metrics.json) of the THS reference (Init-Basic)")
     n_boot: int = option(1000, "bootstrap resamples for CIs (0 = none)")
     seed: int = option(0, "bootstrap seed")
@@ -66,13 +70,40 @@ def eval_prompt(item: QAItem, tok: Any, cfg: EvalConfig) -> str:
     return render(tok, build_messages(item, cfg.prompt, system_prompt=cfg.system_prompt))
 
 
-def verdict(item: QAItem, output: str, cfg: EvalConfig) -> str:
-    """Verdict of one answer under the configured rules."""
+def verdict(item: QAItem, output: str, cfg: EvalConfig, scoring: str | None = None) -> str:
+    """Verdict of one answer under the configured rules (``scoring`` overrides ``cfg.scoring``)."""
     from rait.scoring import score_mcqa, score_oeqa
 
     if item.kind == "mcqa":
-        return score_mcqa(output, item.gold, item.letters, refusal_mode=cfg.refusal, lenient=cfg.mcqa_lenient_parse)
-    return score_oeqa(output, item.answers, refusal_mode=cfg.refusal, match_mode=cfg.match)
+        return score_mcqa(output, item.gold, item.letters, refusal_mode=cfg.refusal, lenient=cfg.mcqa_lenient_parse,
+                          rule=cfg.mcqa_parse)
+    return score_oeqa(output, item.answers, refusal_mode=cfg.refusal, match_mode=cfg.match,
+                      scoring=scoring or cfg.scoring, question=item.question)
+
+
+def item_record(item: QAItem, output: str, cfg: EvalConfig, confidence: float | None = None) -> dict[str, Any]:
+    """One ``items.jsonl`` record: the verdict under ``cfg`` and, for open-ended items, ``echo`` (the question
+    contains one of its aliases) and the verdict under each scoring rule (``verdicts``)."""
+    from rait.scoring import SCORINGS, echo_aliases
+
+    rec: dict[str, Any] = {"id": item.id, "question": item.question,
+                           "gold": item.gold if item.kind == "mcqa" else item.answers, "topic": item.topic,
+                           "output": output, "verdict": verdict(item, output, cfg), "confidence": confidence}
+    if item.kind == "mcqa":
+        rec["letters"] = item.letters
+    else:
+        rec["echo"] = bool(echo_aliases(item.question, item.answers))
+        rec["verdicts"] = {s: verdict(item, output, cfg, scoring=s) for s in SCORINGS}
+    return rec
+
+
+def record_item(rec: dict[str, Any]) -> QAItem:
+    """The item behind an ``items.jsonl`` record (MCQA option texts are not stored; letters default to ABCD)."""
+    gold = rec.get("gold")
+    if isinstance(gold, list):
+        return QAItem(id=str(rec["id"]), question=rec.get("question", ""), answers=gold, topic=rec.get("topic"))
+    return QAItem(id=str(rec["id"]), question=rec.get("question", ""), choices=[""] * len(rec.get("letters") or "ABCD"),
+                  gold=gold, topic=rec.get("topic"))
 
 
 def load_reference(path: str | Path) -> tuple[dict[str, Any], dict[str, str] | None]:
@@ -91,14 +122,40 @@ def score_items(items: Sequence[QAItem], outputs: Sequence[Any], cfg: EvalConfig
     """Per-item records from completions."""
     recs = []
     for it, comp in zip(items, outputs):
-        text = comp.text.strip()
         lps = comp.token_logprobs or []
-        recs.append({
-            "id": it.id, "question": it.question, "gold": it.gold if it.kind == "mcqa" else it.answers,
-            "topic": it.topic, "output": text, "verdict": verdict(it, text, cfg),
-            "confidence": (sum(lps) / len(lps)) if lps else None,
-        })
+        recs.append(item_record(it, comp.text.strip(), cfg, (sum(lps) / len(lps)) if lps else None))
     return recs
+
+
+def _point(m: dict[str, Any] | None) -> tuple[float, float] | None:
+    """(P_c, P_w) of a metrics dict (values or ``{value}`` dicts); None when absent or P_w = 0 (THS undefined)."""
+    if not m or "P_c" not in m or "P_w" not in m:
+        return None
+    p = (_val(m["P_c"]), _val(m["P_w"]))
+    return p if p[1] > 0 else None
+
+
+def _extra_views(recs: Sequence[dict[str, Any]], verdicts: Sequence[str], cfg: EvalConfig,
+                 ref_m: dict[str, Any] | None) -> dict[str, Any]:
+    """``macro`` (rates averaged over topics, when there are 2+) and ``scorings`` (open-ended items: the run
+    under each scoring rule, THS against the reference's point under the same rule) with ``n_echo``.
+    ``ref_m`` is the reference's metrics; None when the run is its own reference (Init-Basic)."""
+    from rait.metrics import macro_rates, rates, summarize
+    from rait.scoring import SCORINGS
+
+    out: dict[str, Any] = {}
+    topics = [r.get("topic") for r in recs]
+    if all(t is not None for t in topics) and len(set(topics)) > 1:
+        ref = _point(ref_m.get("macro")) if ref_m is not None else _point(macro_rates(verdicts, topics))
+        out["macro"] = macro_rates(verdicts, topics, ref=ref)
+    if any("verdicts" in r for r in recs):
+        out["n_echo"] = sum(bool(r.get("echo")) for r in recs)
+        out["scorings"] = {}
+        for name in SCORINGS:
+            vs = [r.get("verdicts", {}).get(name, r["verdict"]) for r in recs]
+            ref = _point((ref_m.get("scorings") or {}).get(name)) if ref_m is not None else _point(rates(vs))
+            out["scorings"][name] = summarize(vs, ref=ref, n_boot=cfg.n_boot, seed=cfg.seed)
+    return out
 
 
 def compute_metrics(recs: Sequence[dict[str, Any]], cfg: EvalConfig,
@@ -120,6 +177,10 @@ def compute_metrics(recs: Sequence[dict[str, Any]], cfg: EvalConfig,
     if ref_point is not None and ref_point[1] == 0:
         ref_point = None  # THS undefined when the reference makes no wrong answer
     m = summarize(verdicts, ref=ref_point, n_boot=cfg.n_boot, seed=cfg.seed)
+    # Reference metrics for the macro / per-scoring THS: None = this run is its own reference (Init-Basic);
+    # {} = no reference at all (no THS).
+    ref_m = reference[0] if reference is not None else (None if cfg.prompt == "basic" else {})
+    m.update(_extra_views(recs, verdicts, cfg, ref_m))
     answered = [r for r in recs if r["verdict"] in ("correct", "wrong") and r["confidence"] is not None]
     if answered:
         scores = [r["confidence"] for r in answered]

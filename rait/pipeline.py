@@ -236,12 +236,20 @@ class Plan:
         reh = KINDS.get("rehearsed_table").path(r) if "rehearsed_table" in meth.needs else None
         bspec = {"method": m, "table": str(KINDS.get("table").path(r)), "rehearsed_table": reh, "out": bdir,
                  "config": mcfg}
-        self.add(Stage(f"build:{m}", bdir, bspec, lambda: run_build(m, bspec["table"], bdir, mcfg, reh),
-                       deps=deps_of(meth.needs)))
+        per_seed = meth.random_draw and len(c.seeds) > 1  # one label set per seed, drawn with that seed
+        builds = {}
+        for s in (c.seeds if per_seed else [None]):
+            name, out = (f"build:{m}:{s}", bdir / f"seed{s}") if per_seed else (f"build:{m}", bdir)
+            cfg = replace(mcfg, seed=s) if per_seed else mcfg
+            spec_ = {**bspec, "out": out, "config": cfg}
+            self.add(Stage(name, out, spec_, lambda out=out, cfg=cfg: run_build(m, bspec["table"], out, cfg, reh),
+                           deps=deps_of(meth.needs)))
+            builds[s] = (name, out)
         for s in c.seeds:
+            bname, bd = builds[s if per_seed else None]
             tdir = r / "train" / m / f"seed{s}"
-            tcfg = replace(c.stage("train"), data=str(bdir / "train.jsonl"), model=c.model, out=str(tdir), seed=s)
-            self.add(Stage(f"train:{m}:{s}", tdir, tcfg, lambda tcfg=tcfg: train(tcfg), deps=[f"build:{m}"]))
+            tcfg = replace(c.stage("train"), data=str(bd / "train.jsonl"), model=c.model, out=str(tdir), seed=s)
+            self.add(Stage(f"train:{m}:{s}", tdir, tcfg, lambda tcfg=tcfg: train(tcfg), deps=[bname]))
             for test, path in self.tests().items():
                 ref_dir, ref_stage = self._ref(test)
                 ecfg = replace(c.stage("eval"), model=str(tdir), dtype=c.dtype, data=f"jsonl:{path}",

@@ -61,6 +61,11 @@ class ProbeConfig:
     certainty_round: int | None = option(None, "round certainty to N decimals (papers: 2)")
     mcqa_scoring: str = option("next_token", "MCQA option scoring: one forward pass, or the papers' per-option pass",
                                choices=("next_token", "per_option"))
+    mcqa_prompt: str = option("chat", "MCQA query: 0-shot chat prompt, or the papers' 5-shot plain-text prompt",
+                              choices=("chat", "papers"))
+    mcqa_shots: str | None = option(None, "papers prompt: dataset spec of the demonstrations, the first "
+                                    "mcqa_nshot rows of each subject (e.g. mmlu:../shared/data/mmlu/dev)")
+    mcqa_nshot: int = option(5, "papers prompt: demonstrations per question (papers: 5)")
     mcqa_entropy: str = option("raw", "MCQA entropy over raw (as released) or normalised option probs",
                                choices=("raw", "normalized"))
     match: str = option("contains", "answer matching rule", choices=("contains", "contains_norm", "exact"))
@@ -78,6 +83,11 @@ class ProbeConfig:
             raise ConfigError(f"fewshot must be 0-3, got {self.fewshot}")
         if self.chunk_size < 1 or self.batch_size < 1:
             raise ConfigError("chunk_size and batch_size must be >= 1")
+        if self.mcqa_prompt == "papers" and not self.mcqa_shots:
+            raise ConfigError("mcqa_prompt=papers needs mcqa_shots, the demonstrations' dataset spec "
+                              "(e.g. mmlu:../shared/data/mmlu/dev)")
+        if self.mcqa_nshot < 0:
+            raise ConfigError(f"mcqa_nshot must be >= 0, got {self.mcqa_nshot}")
         self.shard_index, self.shard_count = parse_shard(self.shard)
 
 
@@ -108,11 +118,29 @@ def oeqa_prompt(item: QAItem, tok: Any, cfg: ProbeConfig) -> str:
     return render(tok, build_messages(item, cfg.prompt, system_prompt=cfg.system_prompt, fewshot=cfg.fewshot))
 
 
-def mcqa_prompt(item: QAItem, tok: Any, cfg: ProbeConfig) -> str:
-    """The rendered (0-shot, chat template) knowledge-query prompt of a multiple-choice item."""
-    from rait.prompts import build_messages, render
+def mcqa_demos(cfg: ProbeConfig) -> dict[str, list[QAItem]]:
+    """The papers' prompt's demonstrations: the first ``mcqa_nshot`` items of each topic of ``mcqa_shots``."""
+    from rait.data import load
 
-    return render(tok, build_messages(item, cfg.prompt, system_prompt=cfg.system_prompt))
+    by: dict[str, list[QAItem]] = {}
+    for it in load(cfg.mcqa_shots):
+        if it.kind == "mcqa" and len(by.setdefault(it.topic or "", [])) < cfg.mcqa_nshot:
+            by[it.topic or ""].append(it)
+    return by
+
+
+def mcqa_prompt(item: QAItem, tok: Any, cfg: ProbeConfig, demos: dict[str, list[QAItem]] | None = None) -> str:
+    """The knowledge-query prompt of a multiple-choice item: 0-shot with the chat template (``chat``), or the
+    papers' plain-text few-shot prompt (``papers``; ``demos`` from :func:`mcqa_demos`)."""
+    from rait.prompts import build_messages, mcqa_fewshot_text, plain_prefix, render
+
+    if cfg.mcqa_prompt == "chat":
+        return render(tok, build_messages(item, cfg.prompt, system_prompt=cfg.system_prompt))
+    shots = (demos if demos is not None else mcqa_demos(cfg)).get(item.topic or "", [])
+    if len(shots) < cfg.mcqa_nshot:
+        raise RaitError(f"{cfg.mcqa_shots}: {len(shots)} demonstration(s) for subject {item.topic!r}, need "
+                        f"{cfg.mcqa_nshot}; point mcqa_shots at a split that has this subject (or lower mcqa_nshot)")
+    return plain_prefix(tok) + mcqa_fewshot_text(item, shots)
 
 
 def probe_oeqa(items: Sequence[QAItem], backend: Any, cfg: ProbeConfig, seed: int) -> list[dict[str, Any]]:
@@ -157,7 +185,8 @@ def probe_mcqa(items: Sequence[QAItem], backend: Any, cfg: ProbeConfig) -> list[
     """Knowledge-table rows of multiple-choice items (option probabilities, no sampling)."""
     from rait.certainty import option_entropy
 
-    prompts = [mcqa_prompt(it, backend.tok, cfg) for it in items]
+    demos = mcqa_demos(cfg) if cfg.mcqa_prompt == "papers" else None
+    prompts = [mcqa_prompt(it, backend.tok, cfg, demos) for it in items]
     if cfg.mcqa_scoring == "next_token":
         by_letters: dict[str, list[int]] = {}
         for i, it in enumerate(items):

@@ -63,6 +63,48 @@ def mcqa_block(item: QAItem) -> str:
     return f"Question: {item.question}\n{opts}\nAnswer: "
 
 
+def mcqa_fewshot_text(item: QAItem, demos: Sequence[QAItem]) -> str:
+    """The papers' plain-text MCQA knowledge query (method-spec §A3, CRaFT ``mmlu_test_5shot_MC_kq.py``).
+
+    BASIC instruction, then *directly* (no separator) each demonstration as ``Question: …\nA. …\nD. …\nAnswer:
+    {gold}\n``, then the test block ending in ``Answer: `` (the option letter follows). No chat template.
+
+    >>> d = QAItem(id="d", question="1+1?", choices=["1", "2", "3", "4"], gold="B", topic="math")
+    >>> print(mcqa_fewshot_text(QAItem(id="t", question="2+2?", choices=["3", "4", "5", "6"], gold="B",
+    ...                                topic="math"), [d]))
+    There is a single choice question about math. Answer the question by replying A, B, C or D.Question: 1+1?
+    A. 1
+    B. 2
+    C. 3
+    D. 4
+    Answer: B
+    Question: 2+2?
+    A. 3
+    B. 4
+    C. 5
+    D. 6
+    Answer: 
+
+    Args:
+        item: the multiple-choice question.
+        demos: the demonstrations (the papers: five rows of the same subject).
+    """
+    if item.kind != "mcqa" or any(d.kind != "mcqa" or not d.gold for d in demos):
+        raise ValueError("mcqa_fewshot_text needs multiple-choice items and demonstrations with a gold letter")
+    shots = "".join(f"{mcqa_block(d)}{d.gold}\n" for d in demos)
+    return f"{MCQA_BASIC.format(task=_task(item))}{shots}{mcqa_block(item)}"
+
+
+def plain_prefix(tokenizer: Any) -> str:
+    """The BOS text a plain-text prompt starts with: the tokenizer's BOS token when it adds one by default
+    (as opencompass' ``HuggingFaceBaseModel`` tokenises), else ``""`` (rait's backends add no special tokens)."""
+    bos = getattr(tokenizer, "bos_token", None)
+    if not bos or getattr(tokenizer, "bos_token_id", None) is None:
+        return ""
+    ids = tokenizer("x")["input_ids"]
+    return bos if ids and ids[0] == tokenizer.bos_token_id else ""
+
+
 def user_content(item: QAItem, style: str = "basic") -> str:
     """The user-turn text for an item in a prompt style (0-shot).
 

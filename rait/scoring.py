@@ -4,8 +4,11 @@ Verdicts are one of ``correct``, ``wrong``, ``refuse``, ``fail_parse``. The refu
 the correctness check (the papers' order), so "I don't know, maybe Paris" is a refusal.
 
 Papers' rules (exact reproduction): ``is_correct(..., mode="contains")``, ``is_refusal(..., mode="strict")``,
-``parse_option(..., cushion=True, lenient=True)``. Project defaults differ only in the refusal detector
-(``lenient``: curly apostrophes and a few paraphrases also count).
+``parse_option(..., cushion=True, lenient=True, rule="opencompass")`` (a faithful port of opencompass
+``first_option_postprocess``). Project defaults differ only in the refusal detector (``lenient``: curly
+apostrophes and a few paraphrases also count). ``score_oeqa(..., scoring="echo_safe")`` is an optional
+stricter open-ended rule that gives no credit for an alias the question itself contains. Every deviation from
+the papers is listed in docs/deviations.md.
 
 Example:
     >>> from rait.scoring import normalize_answer, is_correct, is_refusal, parse_option, score_oeqa, score_mcqa
@@ -21,6 +24,10 @@ Example:
     'refuse'
     >>> score_mcqa("B. 4", gold="B")
     'correct'
+    >>> q = "Which capital city is known as Beograd by its inhabitants?"
+    >>> score_oeqa("Beograd is a city", ["Belgrade", "Beograd"]), score_oeqa(
+    ...     "Beograd is a city", ["Belgrade", "Beograd"], scoring="echo_safe", question=q)
+    ('correct', 'wrong')
 """
 
 from __future__ import annotations
@@ -32,6 +39,11 @@ from typing import Sequence
 
 VERDICTS = ("correct", "wrong", "refuse", "fail_parse")
 MATCH_MODES = ("contains", "contains_norm", "exact")
+#: Open-ended scoring rules: ``papers`` (every alias counts) or ``echo_safe`` (an alias that the question itself
+#: contains gives no credit; see :func:`echo_aliases`).
+SCORINGS = ("papers", "echo_safe")
+#: Shortest alias that counts as echoed by its question (shorter ones match by accident: "us" in "famous").
+ECHO_MIN_LEN = 3
 REFUSAL_MODES = ("lenient", "strict")
 
 # Curly / typographic quotes and apostrophes -> straight ones.
@@ -163,13 +175,47 @@ def is_refusal(output: str, mode: str = "lenient") -> bool:
     return whole.replace("-", " ") in _WHOLE_ANSWER_REFUSALS or bool(_WHOLE_ANSWER_HEDGES.fullmatch(whole))
 
 
-def _option_patterns(letters: str, cushion: bool, lenient: bool) -> list[str]:
-    o = "".join(re.escape(c) for c in letters)
-    # English/mixed patterns of opencompass ``first_option_postprocess`` (mid-2024 version), in their original
-    # order. The Chinese-only patterns are omitted: each needs a CJK character to match, so results on text
-    # without CJK characters are unchanged. Quirks are kept on purpose: ``[\s|^]`` is a character class (a
-    # whitespace, '|' or '^', not a line start) and ``1.`` matches "1" followed by any character.
-    pats = [
+PARSE_RULES = ("opencompass", "legacy")
+
+
+def _opencompass_patterns(o: str) -> list[str]:
+    # opencompass ``first_option_postprocess`` as in the CRaFT authors' fork (Zrc007/opencompass_CRaFT @71601fb,
+    # opencompass/utils/text_postprocessors.py): every pattern, in its order. The Chinese patterns never match
+    # text without CJK characters but are kept so the priority order is the evaluator's. Quirks kept on purpose:
+    # the missing comma after the 故选 pattern (two patterns glued into one), ``1.`` = "1" then any character,
+    # ``$`` inside a character class is a literal dollar sign, and the letter returned is the first of the
+    # options that occurs anywhere in the *whole* match.
+    return [
+        rf"答案是?\s*([{o}])", rf"答案是?\s*：\s*([{o}])", rf"答案是?\s*:\s*([{o}])",
+        rf"答案选项应?该?是\s*([{o}])", rf"答案选项应?该?为\s*([{o}])", rf"答案应该?是\s*([{o}])",
+        rf"答案应该?选\s*([{o}])", rf"答案选项为?\s*：\s*([{o}])", rf"答案选项是?\s*:\s*([{o}])",
+        rf"答案为\s*([{o}])", rf"答案选\s*([{o}])", rf"选择?\s*([{o}])",
+        rf"故选?\s*([{o}])" rf"只有选?项?\s?([{o}])\s?是?对",
+        rf"只有选?项?\s?([{o}])\s?是?错", rf"只有选?项?\s?([{o}])\s?不?正确", rf"只有选?项?\s?([{o}])\s?错误",
+        rf"说法不?对选?项?的?是\s?([{o}])", rf"说法不?正确选?项?的?是\s?([{o}])", rf"说法错误选?项?的?是\s?([{o}])",
+        rf"([{o}])\s?是正确的", rf"([{o}])\s?是正确答案", rf"选项\s?([{o}])\s?正确", rf"所以答\s?([{o}])",
+        rf"所以\s?([{o}][.。$]?$)", rf"所有\s?([{o}][.。$]?$)",
+        rf"[\s，：:,]([{o}])[。，,\.]?$",
+        rf"[\s，,：:][故即]([{o}])[。\.]?$", rf"[\s，,：:]因此([{o}])[。\.]?$", rf"[是为。]\s?([{o}])[。\.]?$",
+        rf"因此\s?([{o}])[。\.]?$", rf"显然\s?([{o}])[。\.]?$",
+        r"答案是\s?(\S+)(?:。|$)", r"答案应该是\s?(\S+)(?:。|$)", r"答案为\s?(\S+)(?:。|$)",
+        rf"[Tt]he answer is:?\s+\(?([{o}])\)?", rf"[Tt]he answer is option:?\s+\(?([{o}])\)?",
+        rf"[Tt]he correct answer is:?\s+\(?([{o}])\)?", rf"[Tt]he correct answer is option:?\s+\(?([{o}])\)?",
+        rf"[Tt]he correct answer is:?.*?boxed{{([{o}])}}", rf"[Tt]he correct option is:?.*?boxed{{([{o}])}}",
+        rf"[Tt]he correct answer option is:?.*?boxed{{([{o}])}}",
+        rf"[Tt]he answer to the question is:?\s+\(?([{o}])\)?",
+        rf"^选项\s?([{o}])", rf"^([{o}])\s?选?项",
+        rf"(\s|^)[{o}][\s。，,：:\.$]",
+        r"1.\s?(.*?)$",
+        rf"1.\s?([{o}])[.。$]?$",
+    ]
+
+
+def _legacy_patterns(o: str) -> list[str]:
+    # rait's parser before the faithful port: the English patterns only, with ``[\s|^]`` (a character class: a
+    # whitespace, '|' or '^') where opencompass has ``(\s|^)`` (whitespace or the start of the text), and an extra
+    # ``[\s|^]X(\s|$)`` pattern. It reads "B. A cell membrane" as A and "A, since C is false" as C.
+    return [
         rf"[\s，：:,]([{o}])[。，,\.]?$",
         rf"[Tt]he answer is:?\s+\(?([{o}])\)?",
         rf"[Tt]he answer is option:?\s+\(?([{o}])\)?",
@@ -178,9 +224,16 @@ def _option_patterns(letters: str, cushion: bool, lenient: bool) -> list[str]:
         rf"[Tt]he answer to the question is:?\s+\(?([{o}])\)?",
         rf"[\s|^]([{o}])[\s。，,：:\.$]",
         rf"[\s|^]([{o}])(\s|$)",
-        rf"1.\s?(.*?)$",
+        r"1.\s?(.*?)$",
         rf"1.\s?([{o}])[.。$]?$",
     ]
+
+
+def _option_patterns(letters: str, cushion: bool, lenient: bool, rule: str = "opencompass") -> list[str]:
+    if rule not in PARSE_RULES:
+        raise ValueError(f"unknown MCQA parse rule {rule!r}; expected one of {PARSE_RULES}")
+    o = "".join(re.escape(c) for c in letters)
+    pats = _opencompass_patterns(o) if rule == "opencompass" else _legacy_patterns(o)
     if cushion:
         pats.append(rf"([{o}]):")
         if lenient:
@@ -188,24 +241,35 @@ def _option_patterns(letters: str, cushion: bool, lenient: bool) -> list[str]:
     return pats
 
 
-def parse_option(text: str, letters: str = "ABCD", cushion: bool = True, lenient: bool = True) -> str | None:
-    """The option letter an MCQA answer picks, mirroring opencompass ``first_option_postprocess``.
+def parse_option(text: str, letters: str = "ABCD", cushion: bool = True, lenient: bool = True,
+                 rule: str = "opencompass") -> str | None:
+    """The option letter an MCQA answer picks: opencompass ``first_option_postprocess``, ported faithfully.
 
-    The regexes are tried in order ("... X." at the end, "The answer is (X)", " X." / " X " after whitespace,
-    "1. X", then with ``cushion`` "X:" and the first option letter anywhere). As in opencompass, for the first
-    pattern that matches, the returned letter is the first of ``letters`` (in ``letters`` order) that occurs in
-    the *whole* match, so e.g. "The answer is Beethoven" gives ``B``.
+    This is the evaluator of both papers (``MMLU_HonestEvaluator`` / ``ARC_c_HonestEvaluator`` of the CRaFT
+    authors' opencompass fork call ``first_option_postprocess(text, 'ABCD')`` with ``cushion=True``). The text
+    is stripped, then the patterns are tried in the evaluator's order: the Chinese ones, "… X." at the end,
+    "The answer is (X)", "The correct answer is X", a letter at the start of the text or after whitespace and
+    followed by whitespace or one of ``。，,：:.$``, "1. X", then with ``cushion`` "X:" and the first option
+    letter anywhere. For the first pattern that matches, the returned letter is the first of ``letters`` (in
+    ``letters`` order) that occurs in the *whole* match, so "The answer is Beethoven" gives ``B``.
+
+    Examples (see tests/test_scoring.py for the golden cases)::
+
+        "B. A cell membrane" -> B;  "A, since C is false" -> A;  "The answer is B, not A." -> A
 
     Args:
         text: the model's answer.
         letters: the option letters, e.g. ``"ABCD"``.
         cushion: add opencompass' cushion patterns ("X:" and the first-letter fallback), as the papers do.
         lenient: keep the last-resort fallback (first capital option letter anywhere); ``False`` drops it.
+        rule: ``opencompass`` (the papers' evaluator, default) or ``legacy`` (rait's parser before the port,
+            kept only to re-score old runs and count the verdicts that changed).
 
     Returns:
         The letter, or ``None`` if nothing matched.
     """
-    for pat in _option_patterns(letters, cushion, lenient):
+    text = text.strip()
+    for pat in _option_patterns(letters, cushion, lenient, rule):
         m = re.search(pat, text, re.DOTALL)
         if m:
             found = m.group(0)
@@ -213,6 +277,22 @@ def parse_option(text: str, letters: str = "ABCD", cushion: bool = True, lenient
                 if letter in found:
                     return letter
     return None
+
+
+def echo_aliases(question: str, aliases: Sequence[str], min_len: int = ECHO_MIN_LEN) -> list[str]:
+    """The aliases (``min_len``+ characters, stripped) that occur in the question itself, case-insensitively.
+
+    Under the papers' ``contains`` rule an answer that restates such a question ("Beograd is a city in …" for
+    "Which capital city is known as Beograd by its inhabitants?", alias "Beograd") is scored correct without
+    any knowledge. The test is the same lowercase substring test the ``contains`` rule uses.
+
+    >>> echo_aliases("Which capital city is known as Beograd by its inhabitants?", ["Belgrade", "Beograd"])
+    ['Beograd']
+    >>> echo_aliases("Who wrote Hamlet?", ["Shakespeare", "Ham"])
+    ['Ham']
+    """
+    q = question.lower()
+    return [a for a in aliases if len(a.strip()) >= min_len and a.strip().lower() in q]
 
 
 def cut_at(output: str, splitter: str | None) -> str:
@@ -229,11 +309,15 @@ def score_oeqa(
     refusal_mode: str = "lenient",
     match_mode: str = "contains",
     splitter: str | None = None,
+    scoring: str = "papers",
+    question: str | None = None,
 ) -> str:
     """Verdict for an open-ended answer: ``refuse``, ``correct`` or ``wrong`` (never ``fail_parse``).
 
     Order (method-spec §A4): cut at ``splitter``, refusal check, then alias match. An empty answer is ``wrong``,
-    as in the papers.
+    as in the papers. With ``scoring="echo_safe"`` the aliases the question itself contains
+    (:func:`echo_aliases`) are dropped first, so restating the question earns no credit; the other aliases
+    still count, and an item whose every alias is in its question can then only be wrong or refused.
 
     Args:
         output: the model's answer.
@@ -241,7 +325,16 @@ def score_oeqa(
         refusal_mode: see :func:`is_refusal`.
         match_mode: see :func:`is_correct`.
         splitter: optional text at which to cut the output first (case-insensitive).
+        scoring: ``papers`` (default) or ``echo_safe``.
+        question: the question text (needed for ``echo_safe``).
     """
+    if scoring not in SCORINGS:
+        raise ValueError(f"unknown scoring {scoring!r}; expected one of {SCORINGS}")
+    if scoring == "echo_safe":
+        if question is None:
+            raise ValueError("scoring='echo_safe' needs the question text")
+        echoed = set(echo_aliases(question, aliases))
+        aliases = [a for a in aliases if a not in echoed]
     out = cut_at(output, splitter)
     if is_refusal(out, refusal_mode):
         return "refuse"
@@ -255,6 +348,7 @@ def score_mcqa(
     refusal_mode: str = "lenient",
     cushion: bool = True,
     lenient: bool = True,
+    rule: str = "opencompass",
 ) -> str:
     """Verdict for a multiple-choice answer: ``refuse``, ``correct``, ``wrong`` or ``fail_parse``.
 
@@ -267,10 +361,11 @@ def score_mcqa(
         refusal_mode: see :func:`is_refusal`.
         cushion: see :func:`parse_option`.
         lenient: see :func:`parse_option`.
+        rule: see :func:`parse_option`.
     """
     if is_refusal(output, refusal_mode):
         return "refuse"
-    letter = parse_option(output, letters, cushion=cushion, lenient=lenient)
+    letter = parse_option(output, letters, cushion=cushion, lenient=lenient, rule=rule)
     if letter is None:
         return "fail_parse"
     return "correct" if letter == gold else "wrong"

@@ -281,3 +281,62 @@ def test_cli_prompt_from_set(tmp_path, tiny_model_dir):
                  "--out", str(tmp_path / "s"), "--max-new-tokens", "2", "--n-boot", "0",
                  "--set", "prompt=refuse"]) == 0
     assert json.loads((tmp_path / "s" / "metrics.json").read_text())["prompt"] == "refuse"
+
+
+MACRO_ROWS = [  # subject a: 2 items, subject b: 1 item
+    {"id": "m0", "question": "2+2?", "choices": ["3", "4", "5", "6"], "gold": "B", "topic": "a"},
+    {"id": "m1", "question": "3+3?", "choices": ["6", "7", "8", "9"], "gold": "A", "topic": "a"},
+    {"id": "m2", "question": "4+4?", "choices": ["8", "7", "6", "5"], "gold": "A", "topic": "b"},
+]
+
+
+def test_mcqa_macro_average_and_parser_option(tmp_path, tok):
+    # m0 "B. A cell" is B under the papers' parser (correct), A under the legacy one (wrong)
+    answers = {"m0": Completion("B. A cell", 3, "stop", [-0.1]), "m1": Completion("C", 1, "stop", [-0.2]),
+               "m2": Completion("A", 1, "stop", [-0.3])}
+    data = _data(tmp_path, MACRO_ROWS)
+    m = evaluate(_cfg(tmp_path, data, prompt="basic"), backend=FakeBackend(tok, answers, MACRO_ROWS), progress=False)
+    # pooled: 2 correct / 3; macro: a = 50 % correct, b = 100 % -> 75
+    assert m["P_c"]["value"] == pytest.approx(200 / 3)
+    assert m["macro"]["P_c"] == pytest.approx(75.0) and m["macro"]["P_w"] == pytest.approx(25.0)
+    assert m["macro"]["n_groups"] == 2 and m["macro"]["THS"] == pytest.approx(0.0)  # its own reference
+    assert "scorings" not in m  # no open-ended items
+    items = [json.loads(x) for x in (tmp_path / "eval" / "items.jsonl").read_text().splitlines()]
+    assert items[0]["letters"] == "ABCD"
+    legacy = evaluate(_cfg(tmp_path, data, prompt="refuse", mcqa_parse="legacy", out=str(tmp_path / "leg"),
+                           reference=str(tmp_path / "eval")),
+                      backend=FakeBackend(tok, answers, MACRO_ROWS), progress=False)
+    assert legacy["P_c"]["value"] == pytest.approx(100 / 3)
+    # macro THS against the reference's macro point (75, 25): a = 0 % c, b = 100 % -> (50, 50)
+    assert legacy["macro"]["P_c"] == pytest.approx(50.0)
+    assert legacy["macro"]["THS"] == pytest.approx(50 - 50 * 75 / 25)
+
+
+ECHO_ROWS = [
+    {"id": "e0", "question": "Which capital city is known as Beograd by its inhabitants?",
+     "answers": ["Belgrade", "Beograd"]},
+    {"id": "e1", "question": "What is the capital of Germany?", "answers": ["Berlin"]},
+]
+
+
+def test_echo_items_scored_both_ways(tmp_path, tok):
+    answers = {"e0": Completion("Beograd is a city in Europe", 5, "stop", [-0.1]),
+               "e1": Completion("Munich", 1, "stop", [-1.0])}
+    data = _data(tmp_path, ECHO_ROWS)
+    m = evaluate(_cfg(tmp_path, data, prompt="basic"), backend=FakeBackend(tok, answers, ECHO_ROWS), progress=False)
+    assert m["n_echo"] == 1
+    assert m["P_c"]["value"] == 50.0  # the papers' rule (default) credits the echo
+    assert m["scorings"]["papers"]["P_c"]["value"] == 50.0
+    assert m["scorings"]["echo_safe"]["P_c"]["value"] == 0.0 and m["scorings"]["echo_safe"]["P_w"]["value"] == 100.0
+    items = [json.loads(x) for x in (tmp_path / "eval" / "items.jsonl").read_text().splitlines()]
+    assert items[0]["echo"] is True and items[1]["echo"] is False
+    assert items[0]["verdicts"] == {"papers": "correct", "echo_safe": "wrong"}
+    es = evaluate(_cfg(tmp_path, data, prompt="basic", scoring="echo_safe", out=str(tmp_path / "es")),
+                  backend=FakeBackend(tok, answers, ECHO_ROWS), progress=False)
+    assert es["P_c"]["value"] == 0.0 and es["THS"]["value"] == 0.0  # its own reference (0, 100)
+    # a tuned run: THS under each rule against the reference's point under the same rule
+    answers2 = {"e0": Completion("Belgrade", 1, "stop", [-0.1]), "e1": Completion("I don't know", 3, "stop", [-1.0])}
+    t = evaluate(_cfg(tmp_path, data, prompt="refuse", out=str(tmp_path / "t"), reference=str(tmp_path / "eval")),
+                 backend=FakeBackend(tok, answers2, ECHO_ROWS), progress=False)
+    assert t["scorings"]["papers"]["THS"]["value"] == pytest.approx(50 - 0 * 50 / 50)
+    assert t["scorings"]["echo_safe"]["THS"]["value"] == pytest.approx(50.0)  # ref (0, 100): THS = P_c

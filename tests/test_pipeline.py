@@ -88,3 +88,28 @@ def test_stage_keys_hash_the_typed_config(tiny_run):
     c = Plan(load_yaml(RunConfig, tiny_run, ["train.lr=0.001"]))
     changed = {n for n in a.stages if a.stages[n].key != c.stages[n].key}
     assert changed == {n for n in a.stages if n.startswith(("train:", "eval:")) and "init_" not in n} | {"aggregate"}
+
+
+def test_seeds_vary_the_draw_of_random_methods(tiny_run):
+    from rait.methods.cor_rait import CorRaitConfig
+    from rait.methods.cor_rait import build as cor_rait
+    from rait.methods.van import VanConfig
+    from rait.methods.van import build as van
+    from tests.methods import ids, table
+
+    plan = Plan(load_yaml(RunConfig, tiny_run, ["seeds=[0,1,2]"]))
+    for s in (0, 1, 2):  # van / cor_rait: one build per seed, seeded with the training seed
+        for m in ("van", "cor_rait"):
+            st = plan.stages[f"build:{m}:{s}"]
+            assert st.out == plan.root / "build" / m / f"seed{s}" and st.cfg["config"].seed == s
+            assert plan.stages[f"train:{m}:{s}"].deps == [f"build:{m}:{s}"]
+            assert plan.stages[f"train:{m}:{s}"].cfg.data == str(st.out / "train.jsonl")
+    assert "build:craft" in plan.stages and "build:craft:1" not in plan.stages  # deterministic: one build
+    assert plan.stages["train:craft:2"].deps == ["build:craft"]
+    single = Plan(load_yaml(RunConfig, tiny_run))  # one seed: unchanged layout, the method's own seed
+    assert "build:van" in single.stages and single.stages["build:van"].cfg["config"].seed is None
+    # and the seed really changes the label sets
+    draws = {s: ids(van(table("oeqa"), VanConfig(n_total=5, seed=s))[0]) for s in (0, 1, 2)}
+    assert len({tuple(v) for v in draws.values()}) == 3
+    cr = {s: sorted(ids(cor_rait(table("oeqa"), CorRaitConfig(n_van=3, n_idk=3, seed=s))[0])) for s in (0, 1, 2)}
+    assert len({tuple(v) for v in cr.values()}) == 3

@@ -302,3 +302,54 @@ def test_empty_dataset_is_an_error(tiny_model_dir, tmp_path, backend):
     empty.write_text("")
     with pytest.raises(RaitError, match="no items to probe"):
         probe(_cfg(tiny_model_dir, empty, tmp_path / "o"), backend=backend, progress=False)
+
+
+def _mmlu_fixture(root: Path) -> Path:
+    """A one-subject MMLU root: dev (6 rows: 5 demonstrations + one that must not be used) and test (1 row)."""
+    head = "id,lang,question,A,B,C,D,target\n"
+    for split, rows in {
+        "dev": [(f"d{i}", f"What is {i}+1?", [str(i), str(i + 1), str(i + 2), str(i + 3)], "B") for i in range(6)],
+        "test": [("t0", "What is 2+2?", ["3", "4", "5", "6"], "B")],
+    }.items():
+        (root / split).mkdir(parents=True)
+        lines = "".join(f"{i},en,{q},{','.join(ch)},{g}\n" for i, q, ch, g in rows)
+        (root / split / f"elementary_mathematics_{split}.csv").write_text(head + lines)
+    return root
+
+
+PAPERS_PROMPT = (
+    "There is a single choice question about elementary mathematics. Answer the question by replying A, B, C or D."
+    + "".join(f"Question: What is {i}+1?\nA. {i}\nB. {i + 1}\nC. {i + 2}\nD. {i + 3}\nAnswer: B\n" for i in range(5))
+    + "Question: What is 2+2?\nA. 3\nB. 4\nC. 5\nD. 6\nAnswer: "
+)
+
+
+def test_mcqa_papers_prompt_on_fixture_subject(tiny_model_dir, backend, tmp_path, capsys):
+    from rait.data import load
+    from rait.prompts import plain_prefix
+
+    root = _mmlu_fixture(tmp_path / "mmlu")
+    cfg = ProbeConfig(model=str(tiny_model_dir), data=f"mmlu:{root}/test", out=str(tmp_path / "p"), dtype="float32",
+                      mcqa_prompt="papers", mcqa_shots=f"mmlu:{root}/dev")
+    item = load(cfg.data)[0]
+    prompt = mcqa_prompt(item, backend.tok, cfg)
+    assert prompt == plain_prefix(backend.tok) + PAPERS_PROMPT  # no chat template, dev rows 0-4 only
+    assert "<|im_start|>" not in prompt and "What is 5+1?" not in prompt
+    rows = [json.loads(x) for x in probe(cfg, backend=backend, progress=False).read_text().splitlines()]
+    assert rows[0]["option_probs"] == pytest.approx(backend.next_token_probs([prompt], list("ABCD"))[0], rel=1e-5)
+    # the CLI flag
+    assert main(["probe", "--model", str(tiny_model_dir), "--data", f"mmlu:{root}/test", "--dtype", "float32",
+                 "--out", str(tmp_path / "cli"), "--mcqa-prompt", "papers", "--mcqa-shots", f"mmlu:{root}/dev"]) == 0
+    cli_rows = [json.loads(x) for x in (tmp_path / "cli" / "table.jsonl").read_text().splitlines()]
+    assert cli_rows[0]["option_probs"] == pytest.approx(rows[0]["option_probs"], rel=1e-5)
+
+
+def test_mcqa_papers_prompt_errors(tiny_model_dir, backend, tmp_path):
+    from rait.data import load
+
+    with pytest.raises(RaitError, match="needs mcqa_shots"):
+        ProbeConfig(mcqa_prompt="papers")
+    root = _mmlu_fixture(tmp_path / "mmlu")
+    cfg = ProbeConfig(data=f"mmlu:{root}/test", mcqa_prompt="papers", mcqa_shots=f"mmlu:{root}/dev", mcqa_nshot=7)
+    with pytest.raises(RaitError, match="6 demonstration.*'elementary_mathematics', need 7"):
+        mcqa_prompt(load(cfg.data)[0], backend.tok, cfg)

@@ -219,3 +219,29 @@ def test_item_browser_filters_in_chromium(report, tmp_path):
     assert verdicts and "correct" not in verdicts
     assert re.search(r'<td class="l-(van|idk|dropped)">', body)  # t0..t2 are in CRaFT's training pool
     assert "CRaFT / seed 1 / nq" in dom
+
+
+def test_report_delta_macro_and_echo_tables(tmp_path):
+    from rait.paired import paired_deltas
+
+    d = make_run_dir(tmp_path)
+    res = json.loads((d / "results.json").read_text())
+    n = 20
+    per_method = {"init_basic": [["wrong"] * n], "van": [["wrong"] * 10 + ["correct"] * 10],
+                  "craft": [["refuse"] * 10 + ["correct"] * 10, ["wrong"] * 10 + ["correct"] * 10]}
+    res["paired"] = {t: paired_deltas(per_method, ref=(40.0, 35.0), n_boot=100) for t in TESTS}
+    for m, r in res["results"].items():
+        r["triviaqa"]["macro"] = {"n": 30, "n_groups": 4, **{k: _ci(11.0) for k in ("P_c", "P_w", "P_r", "THS")}}
+        r["nq"]["echo_safe"] = {k: _ci(7.0) for k in ("P_c", "P_w", "P_r", "THS")}
+        r["nq"]["n_echo"] = 3
+    (d / "results.json").write_text(json.dumps(res))
+    md, page = make_report(d)
+    text = md.read_text()
+    assert "## Methods × test sets: macro average over topics" in text and "triviaqa: 4 topics" in text
+    assert "| method | triviaqa · P_c | triviaqa · P_w | triviaqa · P_r | triviaqa · THS | triviaqa · THS (pooled) |" in text
+    assert "echo-safe scoring" in text and "nq: 3 of 30" in text
+    assert "### triviaqa: Δ against Init-Basic" in text and "### nq: ΔTHS of every pair" in text
+    # van vs init_basic: half the items move wrong -> correct: ΔP_c = +50, ΔP_w = -50, ΔTHS = 50 + 50·40/35
+    row = next(line for line in text.splitlines() if line.startswith("| Van-Tuning | +107.1 ["))
+    assert row.split(" | ")[1].endswith("*") and "+50.0 [" in row and "-50.0 [" in row
+    assert "Paired differences (Δ)" in page.read_text() and "Δ against Van-Tuning" in page.read_text()

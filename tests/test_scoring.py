@@ -114,37 +114,76 @@ def test_is_refusal_rejects_unknown_mode():
         is_refusal("x", mode="loose")
 
 
-@pytest.mark.parametrize(
-    "text, letter",
-    [
-        ("B", "B"),
-        ("B. 4", "B"),
-        ("The answer is (C).", "C"),
-        ("the correct answer is: D", "D"),
-        ("Answer: C", "C"),
-        ("I think it is D", "D"),
-        ("Option B is right", "B"),
-        ("(A)", "A"),
-        ("ABC News", "A"),  # last-resort fallback: first option letter anywhere
-        ("none of them", None),
-        ("", None),
-        # opencompass quirks kept on purpose:
-        ("The answer is B, not A.", "A"),  # the "X. at the end" pattern is tried first
-        ("The answer is Beethoven", "B"),  # 'answer is X' matches the first letter of a word
-    ],
-)
-def test_parse_option_golden(text, letter):
-    assert parse_option(text) == letter
+# Golden cases of the papers' MCQA parser. Each expected letter was checked against the evaluator itself
+# (opencompass ``first_option_postprocess`` of Zrc007/opencompass_CRaFT @71601fb, run on the same strings);
+# ``legacy`` is rait's parser before the faithful port (kept as ``rule="legacy"`` to re-score old runs).
+PARSE_GOLDEN = [
+    # text, opencompass (papers), legacy
+    ("B", "B", "B"),
+    ("B. A cell membrane", "B", "A"),  # letter at the start of the text: (\s|^) — legacy needed a whitespace
+    ("A, since C is false", "A", "C"),  # "A," at the start wins over the later " C "
+    ("C because D is wrong", "C", "D"),
+    ("B is correct, since A fails.", "B", "A"),  # " A " is not tried before "B " at the start
+    ("B. 4", "B", "B"),
+    ("The answer is (C).", "C", "C"),
+    ("the correct answer is: D", "D", "D"),
+    ("Answer: C", "C", "C"),  # "… X" at the end after ':'/whitespace
+    ("I think it is D", "D", "D"),
+    ("Option B is right", "B", "B"),
+    ("(A)", "A", "A"),  # only the first-letter-anywhere fallback matches
+    ("ABC News", "A", "A"),  # fallback again
+    ("none of them", None, None),
+    ("", None, None),
+    ("The answer is B, not A.", "A", "A"),  # the "X. at the end" pattern is tried before "The answer is X"
+    ("The answer is Beethoven", "B", "B"),  # 'answer is X' matches the first letter of a word
+    ("C) Mitochondria", "C", "C"),
+    ("D.", "D", "D"),
+    ("  A  ", "A", "A"),  # the text is stripped first
+    ("B\nC", "C", "C"),  # "\nC" at the end
+    ("The correct answer is option D", "D", "D"),
+    ("Cell membranes: B", "B", "B"),
+    ("1. C", "C", "C"),
+    ("The answer is 12 Bananas", "B", "B"),
+    ("Is it A or B?", "A", "A"),
+    ("(C) Because A and B are wrong", "A", "A"),  # " A " is the first whitespace-delimited letter
+    ("B: Paris", "B", "B"),
+    ("A cell is B", "B", "B"),  # " B" at the end beats "A " at the start
+    ("The answer to the question is (B)", "B", "B"),
+    ("Answer: A. Dogs", "A", "A"),
+    ("Definitely C", "C", "C"),
+    ("I would say D: it is a Cell", "D", "D"),
+    ("The best option is 3", None, None),
+    ("Both A and D", "D", "D"),
+    ("答案是 C", "C", "C"),  # the Chinese patterns come first in the evaluator
+    ("the answer is d", None, None),  # lowercase letters never count
+    ("**B**", "B", "B"),
+    ("Option (D) Cats", "D", "D"),
+    ("There are 10 Cells, Bob said", "B", "B"),  # "1." = "1" + any character, then the first option letter
+    ("It's D, the Dog", "D", "D"),
+    ("A.B.C.", "A", "A"),
+    ("The correct answer is: \\boxed{C}", "C", "C"),
+]
+
+
+@pytest.mark.parametrize("text, papers, legacy", PARSE_GOLDEN)
+def test_parse_option_golden(text, papers, legacy):
+    assert parse_option(text) == papers
+    assert parse_option(text, rule="opencompass") == papers
+    assert parse_option(text, rule="legacy") == legacy
 
 
 def test_parse_option_switches():
     assert parse_option("ABC News", lenient=False) is None
     assert parse_option("(B)", lenient=False) is None
     assert parse_option("Option B is right", lenient=False) == "B"
-    assert parse_option("B: Paris") == "B"  # cushion 'X:' pattern
-    assert parse_option("B: Paris", cushion=False) is None
+    assert parse_option("Paris/B: yes", cushion=False) is None  # only the cushion 'X:' pattern matches
+    assert parse_option("Paris/B: yes", lenient=False) == "B"
+    assert parse_option("B: Paris", cushion=False) == "B"  # letter at the start
+    assert parse_option("B: Paris", cushion=False, rule="legacy") is None
     assert parse_option("The answer is E", letters="ABCDE") == "E"
     assert parse_option("The answer is E") is None
+    with pytest.raises(ValueError, match="parse rule"):
+        parse_option("A", rule="loose")
 
 
 def test_cut_at():
@@ -181,6 +220,8 @@ def test_score_mcqa():
     assert score_mcqa("Not sure, maybe B", gold="B") == "refuse"
     assert score_mcqa("no letter here", gold="A") == "fail_parse"
     assert score_mcqa("(A)", gold="A", lenient=False) == "fail_parse"
+    assert score_mcqa("B. A cell membrane", gold="B") == "correct"
+    assert score_mcqa("B. A cell membrane", gold="B", rule="legacy") == "wrong"
 
 
 def test_r_tuning_phrases_are_lenient_refusals_only():
@@ -188,3 +229,23 @@ def test_r_tuning_phrases_are_lenient_refusals_only():
 
     assert all(is_refusal(p) for p in FALSE_RESPONSES)
     assert not any(is_refusal(p, mode="strict") for p in FALSE_RESPONSES)  # the papers' detector misses them all
+
+
+def test_echo_aliases_and_echo_safe_scoring():
+    from rait.scoring import echo_aliases
+
+    q = "Which capital city is known as Beograd by its inhabitants?"
+    aliases = ["Belgrade", "Beograd", "BG"]
+    assert echo_aliases(q, aliases) == ["Beograd"]
+    assert echo_aliases(q, ["bg", "  beograd "]) == ["  beograd "]  # case-insensitive, stripped; 2 chars never
+    assert echo_aliases("Who painted it?", ["Monet"]) == []
+    out = "Beograd is a city in the South East of Europe"
+    assert score_oeqa(out, aliases) == "correct"  # the papers' rule credits the echo
+    assert score_oeqa(out, aliases, scoring="echo_safe", question=q) == "wrong"
+    assert score_oeqa("Belgrade", aliases, scoring="echo_safe", question=q) == "correct"  # other aliases count
+    assert score_oeqa("I don't know", aliases, scoring="echo_safe", question=q) == "refuse"
+    assert score_oeqa("Paris", ["Paris"], scoring="echo_safe", question="Capital of France?") == "correct"
+    with pytest.raises(ValueError, match="needs the question"):
+        score_oeqa(out, aliases, scoring="echo_safe")
+    with pytest.raises(ValueError, match="unknown scoring"):
+        score_oeqa(out, aliases, scoring="loose")

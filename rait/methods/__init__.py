@@ -135,6 +135,7 @@ class Method:
     paper: str = ""
     trains: bool = True
     evaluate: Callable[[EvalContext], None] | None = None  # training-free methods
+    random_draw: bool = False  # its label set is a random draw: with several seeds, one build per training seed
 
 
 def _load_builtin() -> None:
@@ -148,7 +149,7 @@ REGISTRY: Registry[Method] = Registry("method", _load_builtin)
 
 def register(name: str, description: str, config_cls: type, needs: tuple[str, ...] = ("table",),
              columns: tuple[str, ...] = (), display: str | None = None, paper: str = "",
-             trains: bool = True) -> Callable[[Callable], Callable]:
+             trains: bool = True, random_draw: bool = False) -> Callable[[Callable], Callable]:
     """Decorator registering a method's ``build`` (or, with ``trains=False``, its ``evaluate`` hook).
 
     Args:
@@ -160,6 +161,8 @@ def register(name: str, description: str, config_cls: type, needs: tuple[str, ..
         display: name in reports (default: ``name``).
         paper: reference (authors, year, arXiv id).
         trains: False for training-free methods (the decorated function is then ``evaluate(ctx)``).
+        random_draw: the label set is a random draw (Van-Tuning, Cor-RAIT, R-Tuning): with several training
+            seeds, ``rait run`` builds one label set per seed, drawn with that seed.
     """
     if trains:
         from rait.methods._common import CommonConfig
@@ -169,7 +172,8 @@ def register(name: str, description: str, config_cls: type, needs: tuple[str, ..
 
     def deco(fn: Callable) -> Callable:
         REGISTRY.add(name, Method(name, description, config_cls, fn if trains else None, tuple(needs),
-                                  tuple(columns), display or name, paper, trains, None if trains else fn))
+                                  tuple(columns), display or name, paper, trains, None if trains else fn,
+                                  random_draw))
         return fn
 
     return deco

@@ -18,6 +18,8 @@ Departures from the released code (``triviaqa_RAI.py::Cor_RAIT``, ``mmlu_RAI.py:
     (``on_shortfall: error`` restores the assertion).
   * The released OEQA set is not shuffled and the MCQA shuffle is unseeded; we always shuffle with the seed.
 
+Every deviation from the papers and the released code, with its flag: docs/deviations.md.
+
 Example:
     >>> from rait.methods.cor_rait import CorRaitConfig, build
     >>> table = [{"id": f"q{i}", "question": f"Q{i}?", "answers": [f"A{i}"], "kind": "oeqa",
@@ -53,7 +55,7 @@ class CorRaitConfig(CommonConfig):
 
 
 @register("cor_rait", "Cor-RAIT: correctness split (ik -> gold, idk -> refusal), random draw per pool",
-          CorRaitConfig, columns=("correctness",), display="Cor-RAIT", paper="CRaFT paper baseline (arXiv 2410.06913)")
+          CorRaitConfig, columns=("correctness",), display="Cor-RAIT", paper="CRaFT paper baseline (arXiv 2410.06913)", random_draw=True)
 def build(table: list[dict[str, Any]], cfg: CorRaitConfig) -> tuple[list[dict[str, Any]], Summary]:
     require(table, ("correctness",), "cor_rait")
     kind = task_kind(table)

@@ -22,6 +22,8 @@ Departures from the released code (``triviaqa_RAI.py::Corcer_RAIT``, ``mmlu_RAI.
   * The OEQA certainty in the released pipeline is rounded to 2 decimals before ranking; we rank whatever the
     table holds (round it in the probe if you want that).
 
+Every deviation from the papers and the released code, with its flag: docs/deviations.md.
+
 Example:
     >>> from rait.methods.corcer import CorCerConfig, build
     >>> table = [{"id": f"q{i}", "question": f"Q{i}?", "answers": [f"A{i}"], "kind": "oeqa",

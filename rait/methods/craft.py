@@ -36,6 +36,8 @@ Departures from the released code that remain under ``as_released``:
     becomes take-all + shortfall (``on_shortfall: error`` restores it).
   * Certainty is ranked as stored (the released OEQA pipeline rounds it to 2 decimals first).
 
+Every deviation from the papers and the released code, with its flag: docs/deviations.md.
+
 Example:
     >>> from rait.methods.craft import CraftConfig, build
     >>> rows_in = [(1.0, 0.9, 1.0), (0.8, 0.8, 0.9), (0.2, 0.1, 0.0), (0.3, 0.4, 0.6), (0.0, 0.3, 0.0)]

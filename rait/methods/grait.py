@@ -31,6 +31,8 @@ Departures from the released code (``construct_grait_data.py``) and why:
 - Similarities: the script computing the released matrices is not published; the store holds cosines of
   L2-normalised LESS features (spec D4's reading).
 
+Every deviation from the papers and the released code, with its flag: docs/deviations.md.
+
 Example:
     >>> import numpy as np
     >>> from rait.methods.grait import greedy_select, adaptive_weights

@@ -31,6 +31,8 @@ Departures from the original:
   * The original shuffles with the unseeded ``random.shuffle``; we shuffle with the seed (0 OEQA / 42 MCQA).
   * The OEQA tasks (ParaRel, HotpotQA) used their own scripts; we apply the same rule to any table.
 
+Every deviation from the papers and the released code, with its flag: docs/deviations.md.
+
 Example:
     >>> from rait.methods.r_tuning import RTuningConfig, build
     >>> table = [{"id": "q0", "question": "Q0?", "answers": ["A0"], "kind": "oeqa", "correctness": 0.8},
@@ -101,7 +103,7 @@ def _gold(item: QAItem, cfg: RTuningConfig) -> str:
 
 @register("r_tuning", "R-Tuning (original): unknown -> one of 16 refusal phrases, or unsure -> 'I am sure/unsure.'",
           RTuningConfig, columns=("correctness",), display="R-Tuning",
-          paper="Zhang et al., NAACL 2024 (arXiv 2311.09677)")
+          paper="Zhang et al., NAACL 2024 (arXiv 2311.09677)", random_draw=True)
 def build(table: list[dict[str, Any]], cfg: RTuningConfig) -> tuple[list[dict[str, Any]], Summary]:
     require(table, ("correctness",), "r_tuning")
     kind = task_kind(table)

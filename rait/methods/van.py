@@ -15,6 +15,8 @@ Departures from the released code (``triviaqa_RAI.py::Van_Tuning``, ``mmlu_RAI.p
   * The released OEQA output is not shuffled and MCQA's ``mmlu_RAI.py`` does not shuffle Van-Tuning either;
     we always apply a seeded shuffle (training shuffles anyway).
 
+Every deviation from the papers and the released code, with its flag: docs/deviations.md.
+
 Example:
     >>> from rait.methods.van import VanConfig, build
     >>> table = [{"id": f"q{i}", "question": f"Q{i}?", "answers": [f"A{i}"], "kind": "oeqa",
@@ -40,7 +42,7 @@ class VanConfig(CommonConfig):
 
 
 @register("van", "Van-Tuning baseline: N random training questions, all with gold answers", VanConfig,
-          display="Van-Tuning", paper="baseline of CRaFT (arXiv 2410.06913) and GRAIT (arXiv 2502.05911)")
+          display="Van-Tuning", paper="baseline of CRaFT (arXiv 2410.06913) and GRAIT (arXiv 2502.05911)", random_draw=True)
 def build(table: list[dict[str, Any]], cfg: VanConfig) -> tuple[list[dict[str, Any]], Summary]:
     kind = task_kind(table)
     seed = resolve_seed(cfg, kind)
