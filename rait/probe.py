@@ -298,7 +298,7 @@ def merge(out: str | Path) -> Path:
     timings = {p.stem: json.loads(p.read_text())["seconds"] for p in sorted((out / "timings").glob("*.json"))}
     rows = read_jsonl(table)
     write_manifest(out, "probe", plan["config"], {"data_sha256": plan["data_sha256"]}, timings,
-                   n_items=len(rows), plan_hash=plan["hash"], table_sha256=sha256_json(text))
+                   {"n_items": len(rows), "plan_hash": plan["hash"], "table_sha256": sha256_json(text)})
     return table
 
 
