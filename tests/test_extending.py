@@ -88,3 +88,40 @@ def test_method_config_without_the_artifact_field_is_an_error(tmp_path):
     code = GRADS_METHOD.replace('    grads_dir: str = option("", "gradient store")\n', "    pass\n")
     with pytest.raises(ConfigError, match="grads_dir"):
         load_yaml(RunConfig, run_config(tmp_path, code, ["toy_grads"]))
+
+
+def _exec(name: str, tmp_path) -> None:
+    from rait.methods import load_plugin
+
+    (tmp_path / f"{name}.py").write_text(example(name))
+    load_plugin(tmp_path / f"{name}.py")
+
+
+def test_backend_example(tmp_path, tiny_model_dir):
+    from rait.evaluate import EvalConfig, evaluate
+    from rait.generation import get_backend
+
+    _exec("backend", tmp_path)
+    be = get_backend("constant", str(tiny_model_dir))
+    assert be.generate(["q"], 2, None)[0][1].text == "I don't know"
+    data = tmp_path / "t.jsonl"
+    data.write_text('{"id": "a", "question": "Who?", "answers": ["Ann"]}\n')
+    m = evaluate(EvalConfig(model=str(tiny_model_dir), data=f"jsonl:{data}", out=str(tmp_path / "e"),
+                            backend="constant", n_boot=0), progress=False)
+    assert m["P_r"]["value"] == 100.0
+    with pytest.raises(ConfigError, match="did you mean 'constant'"):
+        EvalConfig(backend="constnt")
+
+
+def test_data_format_example(tmp_path):
+    from rait.data import load
+
+    _exec("data_format", tmp_path)
+    csv = tmp_path / "quiz.csv"
+    csv.write_text("question,answer\nCapital of France?,Paris\nCapital of Peru?,Lima\n")
+    items = load(f"qa_csv:{csv}")
+    assert [(i.id, i.answers) for i in items] == [("quiz-2", ["Paris"]), ("quiz-3", ["Lima"])]
+    from rait.errors import DataError
+
+    with pytest.raises(DataError, match="did you mean 'qa_csv'"):
+        load(f"qa_cvs:{csv}")
