@@ -12,6 +12,19 @@ from rait.pipeline import Plan, RunConfig
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
 
+
+@pytest.fixture(autouse=True)
+def _registries(monkeypatch):
+    """What a test registers is gone after it (the registries are process-wide)."""
+    from rait.data.formats import FORMATS
+    from rait.generation import BACKENDS
+    from rait.methods import REGISTRY
+    from rait.providers import KINDS
+
+    for reg in (REGISTRY, BACKENDS, FORMATS, KINDS):
+        reg.names()  # load the built-in entries first
+        monkeypatch.setattr(reg, "_items", dict(reg._items))
+
 GRADS_METHOD = '''
 from dataclasses import dataclass
 from rait.config import option

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import re
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ class Format:
 
 
 #: format name -> :class:`Format` (the readers register in :mod:`rait.data.loaders`; docs/extending.md adds one)
-FORMATS: Registry[Format] = Registry("dataset format")
+FORMATS: Registry[Format] = Registry("dataset format", lambda: importlib.import_module("rait.data.loaders"))
 
 
 def register_format(name: str, options: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
