@@ -1,5 +1,6 @@
 """docs/extending.md stays true: its marked examples run, and `rait run --dry-run` plans what they need."""
 
+import json
 import re
 from pathlib import Path
 
@@ -138,3 +139,22 @@ def test_data_format_example(tmp_path):
 
     with pytest.raises(DataError, match="did you mean 'qa_csv'"):
         load(f"qa_cvs:{csv}")
+
+
+def test_artifact_kind_example(tmp_path, capsys):
+    _exec("artifact_kind", tmp_path)
+    method = GRADS_METHOD.replace('grads_dir: str = option("", "gradient store")',
+                                  'lengths_path: str = option("", "question lengths")')
+    method = method.replace('needs=("table", "grads")', 'needs=("table", "question_lengths")')
+    stages = planned(run_config(tmp_path, method, ["toy_grads"]), capsys)
+    assert stages[:3] == ["data", "probe_m0", "lengths"] and "rehearse" not in stages
+    plan = Plan(load_yaml(RunConfig, tmp_path / "run.yaml"))
+    assert plan.stages["build:toy_grads"].cfg["config"].lengths_path == str(plan.root / "lengths" / "lengths.json")
+    # the stage itself: write a table where probe_m0 would, run the stage function
+    from tests.methods import table, write_jsonl
+
+    (plan.root / "probe" / "m0").mkdir(parents=True)
+    write_jsonl(plan.root / "probe" / "m0" / "table.jsonl", table("oeqa"))
+    plan.stages["lengths"].fn()
+    lengths = json.loads((plan.root / "lengths" / "lengths.json").read_text())
+    assert lengths["o00"] == len("Question o00?")
