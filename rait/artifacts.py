@@ -1,4 +1,6 @@
-"""Artifact helpers shared by the stages: atomic writes, JSONL, hashes, manifests.
+"""Artifact helpers shared by the stages: the one atomic writer, JSONL, the one file hash, ``versions()``, the one
+manifest writer (every stage's ``manifest.json`` has the keys of :data:`MANIFEST_KEYS`) and the knowledge-table
+reader.
 
 Example:
     >>> import tempfile, pathlib
@@ -11,27 +13,56 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
 import os
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 from rait.errors import DataError
 
 VERSIONED = ("rait", "torch", "transformers", "peft", "trl", "accelerate", "sentence-transformers", "numpy")
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename (readers never see a partial file)."""
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """A temporary sibling of ``path`` to write; renamed onto ``path`` when the block succeeds, removed otherwise.
+
+    Readers never see a partial file, and a failed write leaves no temporary file behind. ``suffix`` is appended
+    to the temporary name (``.npy`` for ``numpy.save``, which would add it).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.bin"
+    >>> with atomic_path(p) as tmp:
+    ...     _ = tmp.write_bytes(b"x")
+    >>> p.read_bytes(), [q.name for q in p.parent.iterdir()]
+    (b'x', ['a.bin'])
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_path`)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def dumps_row(row: dict[str, Any]) -> str:
@@ -115,18 +146,76 @@ def git_sha() -> str | None:
         return None
 
 
+#: top-level keys of every stage's manifest.json
+MANIFEST_KEYS = ("stage", "config", "inputs", "outputs", "versions", "git_sha", "timings", "created")
+
+
 def write_manifest(out_dir: str | Path, stage: str, config: dict[str, Any], inputs: dict[str, Any],
-                   timings: dict[str, float] | None = None, **extra: Any) -> dict[str, Any]:
-    """Write ``out_dir/manifest.json`` (stage, config, input hashes, versions, git SHA, timings)."""
+                   timings: dict[str, float] | None = None, outputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``out_dir/manifest.json`` atomically: the one manifest layout of every stage (:data:`MANIFEST_KEYS`).
+
+    Args:
+        out_dir: the stage's output directory.
+        stage: ``probe`` / ``rehearse`` / ``grads`` / ``build`` / ``train`` / ``eval``.
+        config: the stage's resolved config (a dict).
+        inputs: what it read, e.g. ``{"table": file_info(path)}``.
+        timings: seconds per phase.
+        outputs: what it produced (counts, final loss, model directory, ...).
+    """
     manifest = {
         "stage": stage,
         "config": config,
         "inputs": inputs,
+        "outputs": outputs or {},
         "versions": versions(),
         "git_sha": git_sha(),
         "timings": timings or {},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        **extra,
     }
     atomic_write_text(Path(out_dir) / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+# ------------------------------------------------------------------------------------------- knowledge table
+@dataclass
+class KnowledgeTable:
+    """A knowledge table (docs/artifacts.md): rows in file order, their 1-based line numbers, the file."""
+
+    path: Path
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+
+    def ids(self) -> list[Any]:
+        return [r["id"] for r in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def read_table(path: str | Path, required: Sequence[str] = ("id",)) -> KnowledgeTable:
+    """Read a knowledge table; a DataError naming file and line for a missing ``required`` field, a duplicate id,
+    a malformed line or an empty table.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "table.jsonl"
+    >>> _ = p.write_text('{"id": "q1", "correctness": 0.5}\\n{"id": "q1"}\\n')
+    >>> read_table(p)
+    Traceback (most recent call last):
+    ...
+    rait.errors.DataError: ...table.jsonl:2: duplicate id 'q1' (first on line 1)
+    """
+    path = Path(path)
+    table = KnowledgeTable(path)
+    seen: dict[Any, int] = {}
+    for n, row in iter_jsonl(path, "knowledge table"):
+        for key in ("id", *required):
+            if row.get(key) is None:
+                raise DataError(path, n, f"missing field {key!r}")
+        if row["id"] in seen:
+            raise DataError(path, n, f"duplicate id {row['id']!r} (first on line {seen[row['id']]})")
+        seen[row["id"]] = n
+        table.rows.append(row)
+        table.lines.append(n)
+    if not table.rows:
+        raise DataError(path, None, "the knowledge table is empty")
+    return table

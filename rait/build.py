@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from rait.artifacts import atomic_write_text, file_info, write_manifest
+from rait.artifacts import atomic_write_text, file_info, read_table, write_manifest
 from rait.config import ConfigError, add_config_arguments, apply_overrides, from_dict, help_lines, read_yaml, to_dict
 from rait.errors import DataError, RaitError
 from rait.methods import Method, available, get, load_plugin
@@ -46,25 +46,6 @@ REHEARSED_COLUMNS = ("correctness_rehearsed", "certainty_rehearsed", "flow")
 
 
 # ------------------------------------------------------------------------------------------------------ input
-def read_table(path: str | Path) -> tuple[list[dict[str, Any]], list[int]]:
-    """Rows of a JSONL knowledge table and their 1-based line numbers; DataError ``file:line`` on bad lines."""
-    from rait.artifacts import iter_jsonl
-
-    path = Path(path)
-    rows, lines, seen = [], [], {}
-    for n, row in iter_jsonl(path, "knowledge table"):
-        if row.get("id") is None:
-            raise DataError(path, n, "missing field 'id'")
-        if row["id"] in seen:
-            raise DataError(path, n, f"duplicate id {row['id']!r} (first on line {seen[row['id']]})")
-        seen[row["id"]] = n
-        rows.append(row)
-        lines.append(n)
-    if not rows:
-        raise DataError(path, None, "the knowledge table is empty")
-    return rows, lines
-
-
 def merge_rehearsed(
     table: list[dict[str, Any]], rehearsed: list[dict[str, Any]], table_path: Any, rehearsed_path: Any
 ) -> list[dict[str, Any]]:
@@ -142,11 +123,11 @@ def build_in_memory(
     if not m.trains:
         raise ConfigError(f"method {method!r} is training-free: it has no training set to build")
     cfg = load_config(m, config_path, cfg_overrides)
-    table, lines = read_table(table_path)
+    kt = read_table(table_path)
+    table, lines = kt.rows, kt.lines
     inputs = {"table": file_info(table_path)}
     if rehearsed_path is not None:
-        reh, _ = read_table(rehearsed_path)
-        table = merge_rehearsed(table, reh, table_path, rehearsed_path)
+        table = merge_rehearsed(table, read_table(rehearsed_path).rows, table_path, rehearsed_path)
         inputs["rehearsed_table"] = file_info(rehearsed_path)
     check_columns(m, table, lines, table_path, rehearsed_path is not None)
     try:
@@ -187,8 +168,8 @@ def run_build(
     atomic_write_text(out / "summary.json", json.dumps(res["summary"], indent=2, sort_keys=True,
                                                        ensure_ascii=False) + "\n")
     write_manifest(out, "build", to_dict(res["cfg"]), res["inputs"], {"build": round(t1 - t0, 3)},
-                   method=res["method"].name, seed=res["summary"].get("seed"),
-                   outputs=["train.jsonl", "summary.json", "decisions.jsonl"])
+                   {"method": res["method"].name, "seed": res["summary"].get("seed"), "n_rows": len(res["rows"]),
+                    "files": ["train.jsonl", "summary.json", "decisions.jsonl"]})
     return res["summary"]
 
 

@@ -40,7 +40,7 @@ class EvalConfig:
     limit: int | None = option(None, "use only the first N items")
     prompt: str = option("basic", "prompt style", choices=("basic", "basic2", "refuse"))
     out: str = option("runs/eval", "output directory (one subdirectory per prompt when several are run)")
-    backend: str = option("hf", "generation backend", choices=("hf", "vllm"))
+    backend: str = option("hf", "generation backend (rait.generation.BACKENDS: hf, vllm, or a registered one)")
     dtype: str = option("auto", "model dtype", choices=("auto", "float32", "bfloat16", "float16"))
     system_prompt: str | None = option("", "system message ('' = empty; null = template default)")
     max_new_tokens: int = option(32, "max new tokens per answer")
@@ -59,6 +59,9 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         check_choices(self)
+        from rait.generation import BACKENDS
+
+        BACKENDS.get(self.backend)  # a ConfigError with a did-you-mean for an unknown backend
         if self.max_new_tokens < 1 or self.batch_size < 1:
             raise ConfigError("max_new_tokens and batch_size must be >= 1")
 

@@ -35,7 +35,7 @@ from typing import Any, Callable
 import rait
 from rait.aggregate import stage_times, summary_table, write_results
 from rait.artifacts import atomic_write_text, sha256_json, write_jsonl
-from rait.config import ConfigError, apply_overrides, from_dict, load_yaml, option
+from rait.config import ConfigError, add_config_arguments, apply_overrides, config_from_args, from_dict, load_yaml, option
 from rait.diagnostics import write_diagnostics
 from rait.errors import RaitError
 from rait.methods import DEFAULT_METHODS, REFERENCE, EvalContext, get, load_plugin
@@ -317,9 +317,9 @@ def execute(plan: Plan, dry_run: bool = False, log: Callable[[str], None] = prin
     return timings
 
 
-def run(config: str | Path, overrides: list[str] = (), dry_run: bool = False) -> Plan:
-    """Load a run config, execute the plan, aggregate and (optionally) report."""
-    cfg = load_yaml(RunConfig, config, overrides)
+def run(config: str | Path | RunConfig, overrides: list[str] = (), dry_run: bool = False) -> Plan:
+    """Load a run config (a YAML path, or a ready RunConfig), execute the plan, aggregate and (optionally) report."""
+    cfg = config if isinstance(config, RunConfig) else load_yaml(RunConfig, config, overrides)
     plan = Plan(cfg)
     t0 = time.time()
     execute(plan, dry_run=dry_run)
@@ -336,14 +336,13 @@ def run(config: str | Path, overrides: list[str] = (), dry_run: bool = False) ->
 
 
 def add_parser(sub: Any) -> None:
-    """Register ``rait run``."""
+    """Register ``rait run``: the YAML, then one flag per RunConfig field, then ``--set`` overrides."""
     p = sub.add_parser("run", help="run a whole experiment config", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="run config YAML (see configs/)")
-    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="dotted overrides, e.g. seeds=[0,1]")
     p.add_argument("--dry-run", action="store_true", help="print the plan (which stages would run) and exit")
-    p.set_defaults(func=lambda a: (run(a.config, a.set, a.dry_run), 0)[1])
+    add_config_arguments(p, RunConfig, config_flag=False)
+    p.set_defaults(func=lambda a: (run(config_from_args(RunConfig, a), dry_run=a.dry_run), 0)[1])
 
 
 __all__ = ["RunConfig", "Plan", "Stage", "execute", "run", "apply_overrides", "summary_table", "stage_times"]

@@ -45,7 +45,7 @@ class ProbeConfig:
     data: str = option("builtin:facts", "dataset spec (see rait.data.load)")
     limit: int | None = option(None, "use only the first N items")
     out: str = option("runs/probe", "output directory")
-    backend: str = option("hf", "generation backend", choices=("hf", "vllm"))
+    backend: str = option("hf", "generation backend (rait.generation.BACKENDS: hf, vllm, or a registered one)")
     dtype: str = option("auto", "model dtype", choices=("auto", "float32", "bfloat16", "float16"))
     k: int = option(10, "samples per open-ended question")
     temperature: float = option(1.0, "sampling temperature")
@@ -77,6 +77,9 @@ class ProbeConfig:
 
     def __post_init__(self) -> None:
         check_choices(self)
+        from rait.generation import BACKENDS
+
+        BACKENDS.get(self.backend)  # a ConfigError with a did-you-mean for an unknown backend
         if self.k < 1:
             raise ConfigError(f"k must be >= 1, got {self.k}")
         if not 0 <= self.fewshot <= 3:
@@ -327,7 +330,7 @@ def merge(out: str | Path) -> Path:
     timings = {p.stem: json.loads(p.read_text())["seconds"] for p in sorted((out / "timings").glob("*.json"))}
     rows = read_jsonl(table)
     write_manifest(out, "probe", plan["config"], {"data_sha256": plan["data_sha256"]}, timings,
-                   n_items=len(rows), plan_hash=plan["hash"], table_sha256=sha256_json(text))
+                   {"n_items": len(rows), "plan_hash": plan["hash"], "table_sha256": sha256_json(text)})
     return table
 
 

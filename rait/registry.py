@@ -8,7 +8,7 @@ which register into it (so ``rait --help`` stays fast and the registry is comple
 Example:
     >>> from rait.registry import Registry
     >>> colours = Registry("colour")
-    >>> colours.add("red", 1); colours.add("green", 2)
+    >>> _ = colours.add("red", 1), colours.add("green", 2)
     >>> colours.get("green")
     2
     >>> colours.get("gren")

@@ -35,11 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rait.artifacts import atomic_write_text, file_info, write_manifest
 from rait.config import ConfigError, add_config_arguments, check_choices, config_from_args, option, to_dict
 from rait.data.schema import QAItem
 from rait.errors import DataError, RaitError
 from rait.prompts import build_messages
-from rait.train import TrainConfig, sha256, train, versions
+from rait.train import TrainConfig, train
 
 
 @dataclass
@@ -118,19 +119,16 @@ def training_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_table(path: str | Path) -> list[dict[str, Any]]:
-    """Read a knowledge table; errors name file and line."""
-    from rait.artifacts import iter_jsonl
+    """Rows of a knowledge table (:func:`rait.artifacts.read_table`), each with its gold answer."""
+    from rait.artifacts import read_table as read
 
-    rows = []
-    for i, row in iter_jsonl(path, "knowledge table"):
-        if "id" not in row or "question" not in row:
-            raise DataError(path, i, "expected a table row with 'id' and 'question'")
+    kt = read(path, required=("question",))
+    for i, row in zip(kt.lines, kt.rows):
         if _kind(row) == "oeqa" and not row.get("answers"):
             raise DataError(path, i, "OEQA row without 'answers'")
         if _kind(row) == "mcqa" and not row.get("gold"):
             raise DataError(path, i, "MCQA row without 'gold'")
-        rows.append(row)
-    return rows
+    return kt.rows
 
 
 def rehearse(cfg: RehearseConfig, model: Any = None, tokenizer: Any = None) -> Path:
@@ -142,9 +140,7 @@ def rehearse(cfg: RehearseConfig, model: Any = None, tokenizer: Any = None) -> P
     out.mkdir(parents=True, exist_ok=True)
     picked, info = select(read_table(cfg.table), cfg)
     data = out / "rehearsal.jsonl"
-    with open(data, "w") as f:
-        for r in picked:
-            f.write(json.dumps(training_row(r), ensure_ascii=False) + "\n")
+    atomic_write_text(data, "".join(json.dumps(training_row(r), ensure_ascii=False) + "\n" for r in picked))
     tcfg = dataclasses.replace(cfg.train, data=str(data), model=cfg.model, out=str(out / "model"),
                                save_optimizer=cfg.save_optimizer or cfg.train.save_optimizer)
     if tcfg.save_optimizer and tcfg.method == "lora" and tcfg.save == "merged":
@@ -153,11 +149,9 @@ def rehearse(cfg: RehearseConfig, model: Any = None, tokenizer: Any = None) -> P
     import os
 
     if int(os.environ.get("RANK", "0")) == 0:
-        manifest = {"stage": "rehearse", "config": to_dict(cfg), "seed": cfg.seed, "selection": info,
-                    "table": {"path": cfg.table, "sha256": sha256(cfg.table)},
-                    "rehearsal_sha256": sha256(data), "model_dir": str(final),
-                    "versions": versions(), "wall_s": round(time.time() - t0, 2)}
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        write_manifest(out, "rehearse", to_dict(cfg), {"table": file_info(cfg.table)},
+                       {"wall": round(time.time() - t0, 2)},
+                       {"selection": info, "rehearsal": file_info(data), "model_dir": str(final), "seed": cfg.seed})
     return final
 
 

@@ -9,7 +9,7 @@ Output directory layout::
     OUT/adapter/          the LoRA adapter + tokenizer (``save: adapter|both``)
     OUT/optimizer.safetensors   Adam moments per trainable parameter (``save_optimizer: true``)
     OUT/checkpoints/      Trainer checkpoints every ``save_steps``; removed at the end unless ``keep_checkpoints``
-    OUT/manifest.json     data sha256, config, seed, library versions, timings, final loss
+    OUT/manifest.json     config, data sha256, library versions, git SHA, timings, steps, final loss
 
 Command line::
 
@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from rait.artifacts import atomic_write_text, file_info, sha256_file, write_manifest
 from rait.config import ConfigError, add_config_arguments, check_choices, config_from_args, option, to_dict
 from rait.errors import DataError
 
@@ -111,28 +112,6 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     if not rows:
         raise DataError(path, None, "no training rows")
     return rows
-
-
-def sha256(path: str | Path) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def versions() -> dict[str, str]:
-    """Versions of the libraries that decide the numbers."""
-    import importlib.metadata as md
-
-    out = {}
-    for name in ("rait", "torch", "transformers", "peft", "trl", "accelerate"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            pass
-    return out
 
 
 def last_checkpoint(ckpt_dir: Path) -> Path | None:
@@ -292,18 +271,15 @@ def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks:
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     final = _save(trainer, model, tokenizer, cfg, out)
     if trainer.is_world_process_zero():
-        manifest = {
-            "stage": "train", "config": to_dict(cfg), "seed": cfg.seed, "precision": prec,
-            "data": {"path": str(cfg.data), "sha256": sha256(cfg.data), "rows": len(rows), "truncated": n_trunc},
-            "model_dir": str(final), "resumed_from": str(resume_from) if resume_from else None,
-            "processes": trainer.args.world_size,
-            "effective_batch": cfg.batch_size * cfg.grad_accum * trainer.args.world_size,
-            "steps": trainer.state.global_step, "train_loss": result.training_loss,
-            "train_runtime_s": result.metrics.get("train_runtime"),
-            "samples_per_s": result.metrics.get("train_samples_per_second"),
-            "versions": versions(), "wall_s": round(time.time() - t0, 2),
-        }
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        write_manifest(out, "train", to_dict(cfg),
+                       {"data": {**file_info(cfg.data), "rows": len(rows), "truncated": n_trunc}},
+                       {"train_runtime": result.metrics.get("train_runtime"), "wall": round(time.time() - t0, 2)},
+                       {"model_dir": str(final), "seed": cfg.seed, "precision": prec,
+                        "resumed_from": str(resume_from) if resume_from else None,
+                        "processes": trainer.args.world_size,
+                        "effective_batch": cfg.batch_size * cfg.grad_accum * trainer.args.world_size,
+                        "steps": trainer.state.global_step, "train_loss": result.training_loss,
+                        "samples_per_s": result.metrics.get("train_samples_per_second")})
         if not cfg.keep_checkpoints:
             shutil.rmtree(out / "checkpoints", ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
@@ -313,13 +289,12 @@ def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks:
 def _check_same_run(stamp: Path, cfg: TrainConfig, resuming: bool, trainer: Any) -> None:
     """Refuse to resume checkpoints made from other data or settings; stamp a fresh run."""
     keys = {k: v for k, v in to_dict(cfg).items() if k not in ("resume", "logging_steps", "keep_checkpoints")}
-    run = {"data_sha256": sha256(cfg.data), "config": keys}
+    run = {"data_sha256": sha256_file(cfg.data), "config": keys}
     if resuming and stamp.exists() and json.loads(stamp.read_text()) != run:
         raise ConfigError(f"{stamp.parent} holds checkpoints of a run with other data or settings; "
                           "delete it or pass --set resume=never")
     if trainer.is_world_process_zero() and not (resuming and stamp.exists()):
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(json.dumps(run, indent=2) + "\n")
+        atomic_write_text(stamp, json.dumps(run, indent=2) + "\n")
 
 
 def _save(trainer: Any, model: Any, tokenizer: Any, cfg: TrainConfig, out: Path) -> Path:

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from rait.build import read_table, run_build
+from rait.artifacts import read_table
+from rait.build import run_build
 from rait.cli import main
 from rait.config import ConfigError
 from rait.errors import DataError
@@ -31,7 +32,7 @@ def test_craft_build_writes_outputs(tmp_path, oeqa_files):
     decisions = [json.loads(x) for x in (out / "decisions.jsonl").read_text().splitlines()]
     assert len(decisions) == 22 and decisions[9]["id"] == "o09"
     m = json.loads((out / "manifest.json").read_text())
-    assert m["method"] == "craft" and m["config"]["n_van"] == 4 and m["versions"]["rait"]
+    assert m["outputs"]["method"] == "craft" and m["config"]["n_van"] == 4 and m["versions"]["rait"]
     assert m["inputs"]["table"]["sha256"] == hashlib.sha256(t.read_bytes()).hexdigest()
     assert m["inputs"]["rehearsed_table"]["sha256"] == hashlib.sha256(r.read_bytes()).hexdigest()
 
@@ -52,7 +53,7 @@ def test_rehearsed_merge_columns(tmp_path, oeqa_files):
     from rait.build import merge_rehearsed
 
     t, r = oeqa_files
-    merged = merge_rehearsed(read_table(t)[0], read_table(r)[0], t, r)
+    merged = merge_rehearsed(read_table(t).rows, read_table(r).rows, t, r)
     assert merged[9]["correctness_rehearsed"] == 0.2 and merged[9]["flow"] == pytest.approx(0.2)
     assert merged[9]["certainty_rehearsed"] == 0.10
 

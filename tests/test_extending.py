@@ -1,5 +1,6 @@
 """docs/extending.md stays true: its marked examples run, and `rait run --dry-run` plans what they need."""
 
+import json
 import re
 from pathlib import Path
 
@@ -11,6 +12,19 @@ from rait.config import ConfigError, load_yaml
 from rait.pipeline import Plan, RunConfig
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
+
+
+@pytest.fixture(autouse=True)
+def _registries(monkeypatch):
+    """What a test registers is gone after it (the registries are process-wide)."""
+    from rait.data.formats import FORMATS
+    from rait.generation import BACKENDS
+    from rait.methods import REGISTRY
+    from rait.providers import KINDS
+
+    for reg in (REGISTRY, BACKENDS, FORMATS, KINDS):
+        reg.names()  # load the built-in entries first
+        monkeypatch.setattr(reg, "_items", dict(reg._items))
 
 GRADS_METHOD = '''
 from dataclasses import dataclass
@@ -88,3 +102,59 @@ def test_method_config_without_the_artifact_field_is_an_error(tmp_path):
     code = GRADS_METHOD.replace('    grads_dir: str = option("", "gradient store")\n', "    pass\n")
     with pytest.raises(ConfigError, match="grads_dir"):
         load_yaml(RunConfig, run_config(tmp_path, code, ["toy_grads"]))
+
+
+def _exec(name: str, tmp_path) -> None:
+    from rait.methods import load_plugin
+
+    (tmp_path / f"{name}.py").write_text(example(name))
+    load_plugin(tmp_path / f"{name}.py")
+
+
+def test_backend_example(tmp_path, tiny_model_dir):
+    from rait.evaluate import EvalConfig, evaluate
+    from rait.generation import get_backend
+
+    _exec("backend", tmp_path)
+    be = get_backend("constant", str(tiny_model_dir))
+    assert be.generate(["q"], 2, None)[0][1].text == "I don't know"
+    data = tmp_path / "t.jsonl"
+    data.write_text('{"id": "a", "question": "Who?", "answers": ["Ann"]}\n')
+    m = evaluate(EvalConfig(model=str(tiny_model_dir), data=f"jsonl:{data}", out=str(tmp_path / "e"),
+                            backend="constant", n_boot=0), progress=False)
+    assert m["P_r"]["value"] == 100.0
+    with pytest.raises(ConfigError, match="did you mean 'constant'"):
+        EvalConfig(backend="constnt")
+
+
+def test_data_format_example(tmp_path):
+    from rait.data import load
+
+    _exec("data_format", tmp_path)
+    csv = tmp_path / "quiz.csv"
+    csv.write_text("question,answer\nCapital of France?,Paris\nCapital of Peru?,Lima\n")
+    items = load(f"qa_csv:{csv}")
+    assert [(i.id, i.answers) for i in items] == [("quiz-2", ["Paris"]), ("quiz-3", ["Lima"])]
+    from rait.errors import DataError
+
+    with pytest.raises(DataError, match="did you mean 'qa_csv'"):
+        load(f"qa_cvs:{csv}")
+
+
+def test_artifact_kind_example(tmp_path, capsys):
+    _exec("artifact_kind", tmp_path)
+    method = GRADS_METHOD.replace('grads_dir: str = option("", "gradient store")',
+                                  'lengths_path: str = option("", "question lengths")')
+    method = method.replace('needs=("table", "grads")', 'needs=("table", "question_lengths")')
+    stages = planned(run_config(tmp_path, method, ["toy_grads"]), capsys)
+    assert stages[:3] == ["data", "probe_m0", "lengths"] and "rehearse" not in stages
+    plan = Plan(load_yaml(RunConfig, tmp_path / "run.yaml"))
+    assert plan.stages["build:toy_grads"].cfg["config"].lengths_path == str(plan.root / "lengths" / "lengths.json")
+    # the stage itself: write a table where probe_m0 would, run the stage function
+    from tests.methods import table, write_jsonl
+
+    (plan.root / "probe" / "m0").mkdir(parents=True)
+    write_jsonl(plan.root / "probe" / "m0" / "table.jsonl", table("oeqa"))
+    plan.stages["lengths"].fn()
+    lengths = json.loads((plan.root / "lengths" / "lengths.json").read_text())
+    assert lengths["o00"] == len("Question o00?")

@@ -22,6 +22,16 @@ def test_run_skip_and_partial_rerun(tiny_run):
             assert r["n"] == 6
             assert r["P_c"]["lo"] <= r["P_c"]["value"] <= r["P_c"]["hi"]
 
+    from rait.artifacts import MANIFEST_KEYS
+
+    r = plan.root
+    dirs = {"probe": r / "probe" / "m0", "rehearse": r / "rehearse", "grads": r / "grads", "build": r / "build" / "van",
+            "train": r / "train" / "van" / "seed0", "eval": r / "eval" / "van" / "seed0" / "id"}
+    for stage, d in dirs.items():  # one manifest layout for all six stages
+        man = json.loads((d / "manifest.json").read_text())
+        assert tuple(sorted(man)) == tuple(sorted(MANIFEST_KEYS)) and man["stage"] == stage, stage
+        assert man["git_sha"] and man["versions"]["rait"] and man["config"], stage
+
     again = execute(Plan(load_yaml(RunConfig, tiny_run)), log=lambda m: None)
     assert again == {}  # all skipped
 

@@ -111,7 +111,7 @@ def test_table_schema(single_run):
     out = single_run.parent
     assert sorted(p.name for p in (out / "chunks").iterdir()) == [f"chunk-0000{c}.jsonl" for c in range(4)]
     man = json.loads((out / "manifest.json").read_text())
-    assert man["stage"] == "probe" and man["n_items"] == len(OEQA) and man["config"]["k"] == 3
+    assert man["stage"] == "probe" and man["outputs"]["n_items"] == len(OEQA) and man["config"]["k"] == 3
     plan = json.loads((out / "plan.json").read_text())
     assert plan["n_chunks"] == 4 and plan["n_items"] == len(OEQA)
 

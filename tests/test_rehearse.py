@@ -74,7 +74,7 @@ def test_rehearse_trains_and_keeps_moments(tmp_path, tiny_model_dir):
     assert (final / "adapter" / "adapter_config.json").exists()
     assert len((out / "rehearsal.jsonl").read_text().splitlines()) == 14
     man = json.loads((out / "manifest.json").read_text())
-    assert man["selection"]["selected"] == 14 and len(man["table"]["sha256"]) == 64
+    assert man["outputs"]["selection"]["selected"] == 14 and len(man["inputs"]["table"]["sha256"]) == 64
     with safe_open(str(final / "optimizer.safetensors"), "pt") as f:
         keys = list(f.keys())
         assert f.metadata()["format"] == "rait-adam-moments-v1" and int(f.metadata()["step"]) == 4

@@ -54,8 +54,8 @@ def test_train_outputs(tmp_path, tiny_model_dir):
         assert (out / f).exists(), f
     assert not (out / "checkpoints").exists()
     man = json.loads((out / "manifest.json").read_text())
-    assert man["data"]["rows"] == 24 and len(man["data"]["sha256"]) == 64
-    assert man["steps"] == 6 and man["effective_batch"] == 8 and man["config"]["lora_r"] == 8
+    assert man["inputs"]["data"]["rows"] == 24 and len(man["inputs"]["data"]["sha256"]) == 64
+    assert man["outputs"]["steps"] == 6 and man["outputs"]["effective_batch"] == 8 and man["config"]["lora_r"] == 8
     assert "torch" in man["versions"]
     opt = load_file(str(out / "optimizer.safetensors"))
     assert any(k.endswith("lora_A.default.weight.exp_avg") for k in opt)
@@ -107,7 +107,7 @@ def test_resume_after_kill(tmp_path, tiny_model_dir):
         train(dataclasses.replace(cfg, lr=2e-3))
     final = train(cfg)
     man = json.loads((Path(cfg.out) / "manifest.json").read_text())
-    assert man["resumed_from"].endswith("checkpoint-4") and man["steps"] == 6
+    assert man["outputs"]["resumed_from"].endswith("checkpoint-4") and man["outputs"]["steps"] == 6
     assert_same(weights(ref), weights(final))
 
 
@@ -115,7 +115,7 @@ def test_bf16_autocast_trains(tmp_path, tiny_model_dir):
     cfg = cfg_for(tmp_path, tiny_model_dir, "bf", precision="bf16", epochs=6, lr=3e-3, logging_steps=1)
     train(cfg)
     man = json.loads((Path(cfg.out) / "manifest.json").read_text())
-    assert man["precision"] == "bf16" and man["train_loss"] == man["train_loss"]  # not NaN
+    assert man["outputs"]["precision"] == "bf16" and man["outputs"]["train_loss"] == man["outputs"]["train_loss"]
     ckpt = weights(cfg.out)
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in ckpt.values())
 

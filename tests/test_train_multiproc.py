@@ -47,7 +47,7 @@ def test_two_processes_equal_one(tmp_path, tiny_model_dir):
     run([sys.executable, "-m", "rait.cli",
          *rait_train(data, tiny_model_dir, tmp_path / "sp", "batch_size=4", "grad_accum=2")])
     man = json.loads((tmp_path / "mp" / "manifest.json").read_text())
-    assert man["processes"] == 2 and man["effective_batch"] == 8 and man["steps"] == 6
+    assert man["outputs"]["processes"] == 2 and man["outputs"]["effective_batch"] == 8 and man["outputs"]["steps"] == 6
     a, b = load_file(str(tmp_path / "mp" / "model.safetensors")), load_file(str(tmp_path / "sp" / "model.safetensors"))
     base = load_file(str(Path(tiny_model_dir) / "model.safetensors"))
     assert any(not torch.allclose(a[k], base[k]) for k in a)

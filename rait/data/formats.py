@@ -17,19 +17,48 @@ Example:
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Callable, Iterator, Union
 
 from rait.data.schema import LETTERS, QAItem
 from rait.errors import DataError
+from rait.registry import Registry
 
 Record = tuple[str, int, Union[QAItem, DataError]]
 
 #: Default field mapping of the generic ``jsonl:`` / ``hf:`` formats (QAItem field -> record field).
 DEFAULT_FIELDS = {"id": "id", "question": "question", "answers": "answers", "choices": "choices",
                   "gold": "gold", "topic": "topic", "source": "source", "popularity": "popularity"}
+
+
+
+@dataclass(frozen=True)
+class Format:
+    """A dataset format of ``rait.data.load``: ``read(spec, location, options)`` yields records; ``options`` are
+    the ``?key=value`` options it accepts."""
+
+    name: str
+    read: Callable[[str, str, dict], Iterator[Record]]
+    options: tuple[str, ...] = ()
+
+
+#: format name -> :class:`Format` (the readers register in :mod:`rait.data.loaders`; docs/extending.md adds one)
+FORMATS: Registry[Format] = Registry("dataset format", lambda: importlib.import_module("rait.data.loaders"))
+
+
+def register_format(name: str, options: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+    """Decorator registering ``read(spec, location, options) -> records`` as the format ``name``."""
+
+    def deco(fn: Callable) -> Callable:
+        FORMATS.add(name, Format(name, fn, tuple(options)))
+        return fn
+
+    return deco
+
 
 MMLU_HEADER = ["id", "lang", "question", "A", "B", "C", "D", "target"]
 MMLU_SPLITS = ("dev", "val", "test")

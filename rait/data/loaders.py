@@ -53,22 +53,12 @@ from typing import Any, Callable, Iterator
 from urllib.parse import parse_qsl
 
 from rait.data import formats
-from rait.data.formats import DEFAULT_FIELDS, Record
+from rait.data.formats import DEFAULT_FIELDS, FORMATS, Record, register_format
 from rait.data.schema import LETTERS, QAItem
 from rait.errors import DataError
 
 log = logging.getLogger(__name__)
 
-#: Format name -> options it accepts (besides the field-mapping keys where noted).
-FORMATS: dict[str, tuple[str, ...]] = {
-    "triviaqa": (),
-    "nq": (),
-    "mmlu": ("split",),
-    "arc": ("max_choices",),
-    "jsonl": ("max_choices", *DEFAULT_FIELDS),
-    "hf": ("split", "config", "max_choices", *DEFAULT_FIELDS),
-    "builtin": (),
-}
 ON_ERROR = ("raise", "skip")
 
 
@@ -125,7 +115,9 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
         raise DataError(spec, None, f"expected FORMAT:LOCATION with FORMAT one of {known} (e.g. 'jsonl:data.jsonl')")
     fmt, rest = spec.split(":", 1)
     if fmt not in FORMATS:
-        raise DataError(spec, None, f"unknown dataset format {fmt!r}; expected one of {known}")
+        from rait.registry import did_you_mean
+
+        raise DataError(spec, None, f"unknown dataset format {fmt!r}{did_you_mean(fmt, FORMATS)}; expected one of {known}")
     loc, _, query = rest.partition("?")
     opts = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=False)) if query else {}
     if query and not opts:
@@ -137,9 +129,9 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
 
 
 def _check_options(spec: str, fmt: str, opts: dict[str, Any]) -> None:
-    bad = sorted(set(opts) - set(FORMATS[fmt]))
+    bad = sorted(set(opts) - set(FORMATS.get(fmt).options))
     if bad:
-        allowed = list(FORMATS[fmt]) or "none"
+        allowed = list(FORMATS.get(fmt).options) or "none"
         raise DataError(spec, None, f"option(s) {bad} not accepted by format {fmt!r}; accepted: {allowed}")
 
 
@@ -180,7 +172,7 @@ def load_with_report(spec: str, *, limit: int | None = None, on_error: str = "ra
     _check_options(spec, fmt, options)
     opts.update(options)
     max_choices = _int_opt(spec, opts.pop("max_choices", None), "max_choices", lo=2, hi=len(LETTERS))
-    records = _READERS[fmt](spec, loc, opts)
+    records = FORMATS.get(fmt).read(spec, loc, opts)
     report = LoadReport(spec=spec)
     items = _collect(records, report, limit=limit, skip=on_error == "skip", max_choices=max_choices)
     if report.skipped:
@@ -332,12 +324,9 @@ def _read_builtin(spec: str, loc: str, opts: dict) -> Iterator[Record]:
     return formats.read_mapped_jsonl(path, {"fields": dict(DEFAULT_FIELDS), "source": name, "topics": topics})
 
 
-_READERS: dict[str, Callable[[str, str, dict], Iterator[Record]]] = {
-    "triviaqa": _read_oeqa("triviaqa"),
-    "nq": _read_oeqa("nq"),
-    "mmlu": _read_mmlu,
-    "arc": _read_arc,
-    "jsonl": _read_jsonl,
-    "hf": _read_hf,
-    "builtin": _read_builtin,
-}
+for _name, _read, _options in (
+    ("triviaqa", _read_oeqa("triviaqa"), ()), ("nq", _read_oeqa("nq"), ()), ("mmlu", _read_mmlu, ("split",)),
+    ("arc", _read_arc, ("max_choices",)), ("jsonl", _read_jsonl, ("max_choices", *DEFAULT_FIELDS)),
+    ("hf", _read_hf, ("split", "config", "max_choices", *DEFAULT_FIELDS)), ("builtin", _read_builtin, ()),
+):
+    register_format(_name, _options)(_read)

@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 from rait.config import ConfigError, option
 
@@ -56,6 +56,7 @@ class Backend(Protocol):
     """What a generation backend provides."""
 
     name: str
+    tok: Any  # the tokenizer whose chat template renders the prompts (rait.prompts.render)
 
     def generate(
         self, prompts: Sequence[str], n: int, sampling: SamplingConfig, seed: int = 0

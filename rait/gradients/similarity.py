@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +29,14 @@ def gram_to_file(a: np.ndarray, b: np.ndarray, path: str | Path, chunk: int = 10
 
     Peak extra memory is one ``chunk x len(b)`` float32 block (no N x N float64 intermediate).
     """
+    from rait.artifacts import atomic_path
+
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.npy")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(a), len(b)))
-    bt = np.ascontiguousarray(np.asarray(b, dtype=np.float32).T)
-    for s in range(0, len(a), chunk):
-        out[s: s + chunk] = np.asarray(a[s: s + chunk], dtype=np.float32) @ bt
-    out.flush()
-    del out
-    os.replace(tmp, path)
+    with atomic_path(path, ".npy") as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(a), len(b)))
+        bt = np.ascontiguousarray(np.asarray(b, dtype=np.float32).T)
+        for s in range(0, len(a), chunk):
+            out[s: s + chunk] = np.asarray(a[s: s + chunk], dtype=np.float32) @ bt
+        out.flush()
+        del out
     return path

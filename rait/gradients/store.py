@@ -27,13 +27,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from rait.artifacts import atomic_path, atomic_write_bytes
 from rait.data.schema import QAItem
 from rait.errors import DataError, RaitError
 from rait.gradients.similarity import gram_to_file, l2_normalize
@@ -43,19 +43,10 @@ LABELSETS = ("van", "idk")
 
 
 def read_table(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a knowledge table (JSONL); errors name the file and line."""
-    from rait.artifacts import iter_jsonl
+    """Rows of a knowledge table (:func:`rait.artifacts.read_table`; needs id, question, correctness)."""
+    from rait.artifacts import read_table as read
 
-    path, rows = Path(path), []
-    for i, row in iter_jsonl(path, "knowledge table"):
-        for key in ("id", "question", "correctness"):
-            if key not in row:
-                raise DataError(path, i, f"missing field {key!r}")
-        rows.append(row)
-    ids = [r["id"] for r in rows]
-    if len(set(ids)) != len(ids):
-        raise DataError(path, None, "duplicate ids in the knowledge table")
-    return rows
+    return read(path, required=("question", "correctness")).rows
 
 
 def label_conversations(table: Sequence[dict[str, Any]], threshold: float = 0.5, system_prompt: str = ""
@@ -74,20 +65,13 @@ def label_conversations(table: Sequence[dict[str, Any]], threshold: float = 0.5,
     return van, idk
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _atomic_json(path: Path, obj: Any) -> None:
-    _atomic_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
 
 
 def _atomic_npy(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
-    np.save(tmp, np.ascontiguousarray(arr, dtype=np.float32))
-    os.replace(tmp, path)
+    with atomic_path(path, ".npy") as tmp:
+        np.save(tmp, np.ascontiguousarray(arr, dtype=np.float32))
 
 
 def table_hash(table: Sequence[dict[str, Any]], threshold: float, system_prompt: str) -> str:

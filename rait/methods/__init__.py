@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import importlib.util
 import pkgutil
@@ -214,9 +215,7 @@ def load_plugin(spec: str | Path) -> None:
         path = Path(s).resolve()
         if not path.is_file():
             raise ConfigError(f"plugin {s}: file not found")
-        mod_name = f"rait_plugin_{path.stem}_{abs(hash(str(path)))}"
-        if mod_name in sys.modules:
-            return
+        mod_name = f"rait_plugin_{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
         loader = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(loader)  # type: ignore[arg-type]
         sys.modules[mod_name] = module

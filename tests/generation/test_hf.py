@@ -75,7 +75,7 @@ def _greedy(**kw):
 
 
 def test_backend_registry(tiny_model_dir):
-    assert BACKENDS == ("hf", "vllm")
+    assert list(BACKENDS) == ["hf", "vllm"]
     be = get_backend("hf", str(tiny_model_dir), dtype="float32", device="cpu", batch_size=2)
     assert isinstance(be, HFBackend) and be.batch_size == 2 and be.name == "hf"
     from rait.config import ConfigError
