@@ -245,3 +245,11 @@ def test_report_delta_macro_and_echo_tables(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| Van-Tuning | +107.1 ["))
     assert row.split(" | ")[1].endswith("*") and "+50.0 [" in row and "-50.0 [" in row
     assert "Paired differences (Δ)" in page.read_text() and "Δ against Van-Tuning" in page.read_text()
+
+
+def test_decisions_of_per_seed_builds(tmp_path):
+    d = make_run_dir(tmp_path)
+    (d / "build" / "van" / "seed0").mkdir()
+    (d / "build" / "van" / "decisions.jsonl").rename(d / "build" / "van" / "seed0" / "decisions.jsonl")
+    run = load_run(d)
+    assert len(run.decisions["van"]) == 60  # the first seed's label set
