@@ -125,7 +125,9 @@ def label_quality(rows: Sequence[Mapping[str, Any]], table: Sequence[Mapping[str
     idk = [not right[r["id"]] for r in rows if r.get("label") == "idk" and r["id"] in right]
     idk_ids = {r["id"] for r in rows if r.get("label") == "idk"}
     unknown = [i for i, ok in right.items() if not ok]
-    mean = (lambda xs: round(float(np.mean(xs)), 4) if xs else None)
+    def mean(xs: list[bool]) -> float | None:
+        return round(float(np.mean(xs)), 4) if xs else None
+
     return {"n_van": len(van), "n_idk": len(idk), "idk_m0_wrong": mean(idk), "van_m0_right": mean(van),
             "unknown_labelled_idk": mean([i in idk_ids for i in unknown])}
 
@@ -153,8 +155,9 @@ def inference_cost(run_dir: Path, method: str, seed: int, test: str) -> dict[str
             "forward_per_q": float(extra.get("cost_forward", 0))}
 
 
-def run_diagnostics(run_dir: str | Path, methods: Sequence[str], tests: Sequence[str], seeds: Mapping[str, Sequence[int]],
-                    reference: str = "init_basic", n_bins: int = 10) -> dict[str, Any]:
+def run_diagnostics(run_dir: str | Path, methods: Sequence[str], tests: Sequence[str],
+                    seeds: Mapping[str, Sequence[int]], reference: str = "init_basic",
+                    n_bins: int = 10) -> dict[str, Any]:
     """All three diagnostics of a run directory written by ``rait run`` (see the module docstring).
 
     Args:

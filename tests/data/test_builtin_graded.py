@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from rait.data import load
 from rait.data import builtin_graded as g
+from rait.data import load
 
 
 @pytest.fixture(scope="module")
