@@ -158,7 +158,7 @@ def claims(results: dict, tests: list[str], methods: list[str]) -> list[str]:
         lines += _ordering(results, t, where) + _pair(results, t, where) + _vanilla(results, t, where, rait_methods)
         pos = [m for m in methods if "THS" in results[m][t] and results[m][t]["THS"]["lo"] > 0]
         neg = [m for m in methods if "THS" in results[m][t] and results[m][t]["THS"]["hi"] < 0]
-        lines.append(f"- {where}: THS significantly above Init-Basic (CI > 0): "
+        lines.append(f"- {where}: THS significantly above {pretty(REFERENCE)} (CI > 0): "
                      f"{', '.join(pretty(m) for m in pos) or 'none'}; significantly below (CI < 0): "
                      f"{', '.join(pretty(m) for m in neg) or 'none'}.")
     return lines + [""]
@@ -176,7 +176,7 @@ def chance_check(plan, results: dict) -> list[str]:
         chance = 100 * sum(1 / len(r["choices"]) for r in rows) / len(rows)
         pc = results[REFERENCE][t]["P_c"]
         at = pc["lo"] <= chance <= pc["hi"]
-        lines.append(f"- {t}: chance is {chance:.1f} % (1 / options); Init-Basic gets P_c {pc['value']:.1f} "
+        lines.append(f"- {t}: chance is {chance:.1f} % (1 / options); {pretty(REFERENCE)} gets P_c {pc['value']:.1f} "
                      f"[{pc['lo']:.1f}, {pc['hi']:.1f}] — {'at chance' if at else 'not at chance'}.")
     if not lines:
         return []

@@ -3,7 +3,7 @@ grads) → build → train → eval → report — for a list of methods, sharin
 
 The stages come from the methods' registrations (:mod:`rait.methods`): each method names the artifact kinds it
 needs, and :mod:`rait.providers` says which stage writes each kind. Trained methods then get build → train (per
-seed) → eval (per test set); training-free methods get their own eval hook (Init-Basic, Init-Refuse). The YAML
+seed) → eval (per test set); training-free methods get their own eval hook (the untrained baselines). The YAML
 is checked at load time against every stage's typed config (unknown keys are an error with a did-you-mean, in
 ``--dry-run`` too), and each stage calls its stage function with its typed config in-process.
 
@@ -17,7 +17,8 @@ Example::
 
     rait run configs/demo.yaml              # the demo: 6 methods × 2 test sets
     rait run configs/demo.yaml --dry-run    # what would run
-    rait run configs/demo.yaml --set seeds=[0,1,2] method_config.grait.n_total=200 probe.batch_size=8
+    rait run configs/demo.yaml --set seeds=[0,1,2] build.n_total=200 probe.batch_size=8
+    rait run configs/demo.yaml --set method_config.METHOD.n_total=200   # one method's setting
 """
 
 from __future__ import annotations
