@@ -83,12 +83,14 @@ def label_sets(plan) -> list[str]:
                 f"{math.ceil(scaled / bs)}) and keeps the papers' 80:20 van:idk split. "
                 if n_total else "this run uses exactly that (the default sizing rule), split 80:20. ")
              + "Every method gets the same quotas; when a method's pool is smaller than its quota (a small model "
-               "knows few of the pool's answers, so its van pool is small) the pool is taken whole and the shortfall is "
-               "recorded, not resampled (`on_shortfall=take_all`; the released code asserts or resamples). "
-               "Van-Tuning trains on the whole quota with gold answers; R-Tuning (the original \"unknown\" variant) labels a "
-               "random subset of the same size by M0's correctness, with no van:idk quota, and its refusals are its "
-               "16 own phrases (counted as refusals by the default lenient detector). Numbers from `build/METHOD/summary.json`:", "",
-             "| method | quota van / idk | pool van / idk | taken van / idk | shortfall van / idk | idk share of rows |",
+               "knows few of the pool's answers, so its van pool is small) the pool is taken whole and the shortfall "
+               "is recorded, not resampled (`on_shortfall=take_all`; the released code asserts or resamples). "
+               "Van-Tuning trains on the whole quota with gold answers; R-Tuning (the original \"unknown\" variant) "
+               "labels a random subset of the same size by M0's correctness, with no van:idk quota, and its refusals "
+               "are its 16 own phrases (counted as refusals by the default lenient detector). Numbers from "
+               "`build/METHOD/summary.json`:", "",
+             "| method | quota van / idk | pool van / idk | taken van / idk | shortfall van / idk "
+             "| idk share of rows |",
              "|---|---|---|---|---|---|"]
     for m in trained:
         lines.append(f"| {pretty(m)} | " + " | ".join(_sizes(rows[m])) + " |")
@@ -182,9 +184,9 @@ def chance_check(plan, results: dict) -> list[str]:
         return []
     at_chance = sum("— at chance" in line for line in lines)
     head = ("**Pipeline check, not a quality claim.** " if at_chance else "") + (
-        f"The model `{plan.cfg.model}` is at chance on {at_chance} of {len(lines)} multiple-choice test sets, so it has "
-        "no knowledge boundary for the methods to find: this run shows that every stage works on MCQA; claims about "
-        "the methods need a bigger model (`--set model=<HF model>`)." if at_chance else
+        f"The model `{plan.cfg.model}` is at chance on {at_chance} of {len(lines)} multiple-choice test sets, so it "
+        "has no knowledge boundary for the methods to find: this run shows that every stage works on MCQA; claims "
+        "about the methods need a bigger model (`--set model=<HF model>`)." if at_chance else
         f"The model `{plan.cfg.model}` is above chance on every multiple-choice test set.")
     return [head, "", *lines, ""]
 

@@ -36,7 +36,8 @@ from typing import Any, Callable
 import rait
 from rait.aggregate import stage_times, summary_table, write_results
 from rait.artifacts import atomic_write_text, sha256_json, write_jsonl
-from rait.config import ConfigError, add_config_arguments, apply_overrides, config_from_args, from_dict, load_yaml, option
+from rait.config import (ConfigError, add_config_arguments, apply_overrides, config_from_args, from_dict, load_yaml,
+                         option)
 from rait.errors import RaitError
 from rait.methods import DEFAULT_METHODS, REFERENCE, EvalContext, get, load_plugin
 from rait.providers import KINDS, closure, deps_of
@@ -47,7 +48,8 @@ from rait.registry import unknown_message
 class DataSection:
     """Which items form the training pool and the test sets."""
 
-    pool: str | None = option(None, "training-pool spec; null = drawn from the in-domain spec, disjoint from its test items")
+    pool: str | None = option(None, "training-pool spec; null = drawn from the in-domain spec, disjoint from its "
+                                    "test items")
     id: str = option("builtin:facts/id", "in-domain spec (test items; also the pool when pool is null)")
     ood: str | None = option("builtin:facts/ood", "out-of-domain test spec (null: none)")
     n_pool: int = option(400, "training-pool size (after a seeded shuffle)")

@@ -178,7 +178,7 @@ def _option_patterns(letters: str, cushion: bool, lenient: bool) -> list[str]:
         rf"[Tt]he answer to the question is:?\s+\(?([{o}])\)?",
         rf"[\s|^]([{o}])[\s。，,：:\.$]",
         rf"[\s|^]([{o}])(\s|$)",
-        rf"1.\s?(.*?)$",
+        r"1.\s?(.*?)$",
         rf"1.\s?([{o}])[.。$]?$",
     ]
     if cushion:
