@@ -86,12 +86,14 @@ def label_sets(plan) -> list[str]:
                 f"{math.ceil(scaled / bs)}) and keeps the papers' 80:20 van:idk split. "
                 if n_total else "this run uses exactly that (the default sizing rule), split 80:20. ")
              + "Every method gets the same quotas; when a method's pool is smaller than its quota (a small model "
-               "knows few of the pool's answers, so its van pool is small) the pool is taken whole and the shortfall is "
-               "recorded, not resampled (`on_shortfall=take_all`; the released code asserts or resamples). "
-               "Van-Tuning trains on the whole quota with gold answers; R-Tuning (the original \"unknown\" variant) labels a "
-               "random subset of the same size by M0's correctness, with no van:idk quota, and its refusals are its "
-               "16 own phrases (counted as refusals by the default lenient detector). Numbers from `build/METHOD/summary.json`:", "",
-             "| method | quota van / idk | pool van / idk | taken van / idk | shortfall van / idk | idk share of rows |",
+               "knows few of the pool's answers, so its van pool is small) the pool is taken whole and the shortfall "
+               "is recorded, not resampled (`on_shortfall=take_all`; the released code asserts or resamples). "
+               "Van-Tuning trains on the whole quota with gold answers; R-Tuning (the original \"unknown\" variant) "
+               "labels a random subset of the same size by M0's correctness, with no van:idk quota, and its refusals "
+               "are its 16 own phrases (counted as refusals by the default lenient detector). Numbers from "
+               "`build/METHOD/summary.json`:", "",
+             "| method | quota van / idk | pool van / idk | taken van / idk | shortfall van / idk "
+             "| idk share of rows |",
              "|---|---|---|---|---|---|"]
     for m in trained:
         lines.append(f"| {pretty(m)} | " + " | ".join(_sizes(rows[m])) + " |")
@@ -161,7 +163,7 @@ def claims(results: dict, tests: list[str], methods: list[str]) -> list[str]:
         lines += _ordering(results, t, where) + _pair(results, t, where) + _vanilla(results, t, where, rait_methods)
         pos = [m for m in methods if "THS" in results[m][t] and results[m][t]["THS"]["lo"] > 0]
         neg = [m for m in methods if "THS" in results[m][t] and results[m][t]["THS"]["hi"] < 0]
-        lines.append(f"- {where}: THS significantly above Init-Basic (CI > 0): "
+        lines.append(f"- {where}: THS significantly above {pretty(REFERENCE)} (CI > 0): "
                      f"{', '.join(pretty(m) for m in pos) or 'none'}; significantly below (CI < 0): "
                      f"{', '.join(pretty(m) for m in neg) or 'none'}.")
     return lines + [""]
@@ -179,15 +181,15 @@ def chance_check(plan, results: dict) -> list[str]:
         chance = 100 * sum(1 / len(r["choices"]) for r in rows) / len(rows)
         pc = results[REFERENCE][t]["P_c"]
         at = pc["lo"] <= chance <= pc["hi"]
-        lines.append(f"- {t}: chance is {chance:.1f} % (1 / options); Init-Basic gets P_c {pc['value']:.1f} "
+        lines.append(f"- {t}: chance is {chance:.1f} % (1 / options); {pretty(REFERENCE)} gets P_c {pc['value']:.1f} "
                      f"[{pc['lo']:.1f}, {pc['hi']:.1f}] — {'at chance' if at else 'not at chance'}.")
     if not lines:
         return []
     at_chance = sum("— at chance" in line for line in lines)
     head = ("**Pipeline check, not a quality claim.** " if at_chance else "") + (
-        f"The model `{plan.cfg.model}` is at chance on {at_chance} of {len(lines)} multiple-choice test sets, so it has "
-        "no knowledge boundary for the methods to find: this run shows that every stage works on MCQA; claims about "
-        "the methods need a bigger model (`--set model=<HF model>`)." if at_chance else
+        f"The model `{plan.cfg.model}` is at chance on {at_chance} of {len(lines)} multiple-choice test sets, so it "
+        "has no knowledge boundary for the methods to find: this run shows that every stage works on MCQA; claims "
+        "about the methods need a bigger model (`--set model=<HF model>`)." if at_chance else
         f"The model `{plan.cfg.model}` is above chance on every multiple-choice test set.")
     return [head, "", *lines, ""]
 

@@ -92,7 +92,8 @@ def render() -> str:
         if "hf" in rs and "weighted" in rs:
             ov = (rs["plain"]["samples_per_s"] / rs["weighted"]["samples_per_s"] - 1) * 100 if "plain" in rs else None
             lines.append(
-                f"| SFT step (LoRA, short QA rows) | {rs['hf']['samples_per_s']:.2f} samples/s (stock HF Trainer loss) | "
+                f"| SFT step (LoRA, short QA rows) | {rs['hf']['samples_per_s']:.2f} samples/s "
+                "(stock HF Trainer loss) | "
                 f"{rs['weighted']['samples_per_s']:.2f} samples/s (weighted loss, trimmed logits) | "
                 f"**{rs['weighted']['samples_per_s'] / rs['hf']['samples_per_s']:.2f}×** | "
                 + (f"weighted vs plain overhead {ov:+.1f} %; " if ov is not None else "")

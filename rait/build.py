@@ -115,7 +115,7 @@ def load_config(
 
 # ---------------------------------------------------------------------------------------------------- running
 def build_in_memory(
-    method: str, table_path: str | Path, cfg_overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    method: str, table_path: str | Path, cfg_overrides: Any = None,
     rehearsed_path: str | Path | None = None, config_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Read, merge, check and build without writing: ``{"method", "cfg", "rows", "summary", "decisions", "inputs"}``."""

@@ -26,10 +26,9 @@ from typing import Any, Sequence, TypeVar
 
 import yaml
 
-T = TypeVar("T")
-
-
 from rait.errors import RaitError
+
+T = TypeVar("T")
 
 
 class ConfigError(RaitError, ValueError):
@@ -81,7 +80,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return from_dict(tp, value, where=where)
     if origin in (list, tuple, Sequence) or tp in (list, tuple):
         if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()] if not value.startswith("[") else yaml.safe_load(value)
+            value = yaml.safe_load(value) if value.startswith("[") else [v.strip() for v in value.split(",")
+                                                                           if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         inner = args[0] if args else Any

@@ -47,7 +47,8 @@ class EvalConfig:
     stop: list[str] = option(["\n"], "stop strings")
     batch_size: int = option(128, "prompts per batch (greedy: 128 is 1.75x faster than 32 on the 2-core CPU)")
     match: str = option("contains", "answer matching rule", choices=("contains", "contains_norm", "exact"))
-    refusal: str = option("lenient", "refusal detection (strict = the papers' substring)", choices=("lenient", "strict"))
+    refusal: str = option("lenient", "refusal detection (strict = the papers' substring)",
+                          choices=("lenient", "strict"))
     mcqa_lenient_parse: bool = option(True, "MCQA: fall back to the first option letter anywhere (papers' parser)")
     mcqa_parse: str = option("opencompass", "MCQA letter parser: the papers' opencompass rule, or rait's old one",
                              choices=("opencompass", "legacy"))
@@ -305,7 +306,8 @@ def _main(args: argparse.Namespace) -> int:
     ref_dir = base.reference
     for prompt in order:
         out = str(Path(base.out) / prompt) if len(order) > 1 else base.out
-        cfg = replace(base, prompt=prompt, out=out, reference=None if prompt == "basic" and not base.reference else ref_dir)
+        reference = None if prompt == "basic" and not base.reference else ref_dir
+        cfg = replace(base, prompt=prompt, out=out, reference=reference)
         if backend is None:
             from rait.generation import get_backend
 

@@ -98,7 +98,8 @@ def convert_gguf(path: Path, out: Path) -> Path:
     clean = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = clean.load_state_dict(model.state_dict(), strict=False)
     if [m for m in missing if "lm_head" not in m] or unexpected:
-        raise ModelError(f"{path}: converted weights do not match the config (missing={missing}, unexpected={unexpected})")
+        raise ModelError(f"{path}: converted weights do not match the config "
+                         f"(missing={missing}, unexpected={unexpected})")
     if getattr(config, "tie_word_embeddings", False):
         clean.tie_weights()
     clean.generation_config = model.generation_config

@@ -3,7 +3,7 @@ grads) → build → train → eval → report — for a list of methods, sharin
 
 The stages come from the methods' registrations (:mod:`rait.methods`): each method names the artifact kinds it
 needs, and :mod:`rait.providers` says which stage writes each kind. Trained methods then get build → train (per
-seed) → eval (per test set); training-free methods get their own eval hook (Init-Basic, Init-Refuse). The YAML
+seed) → eval (per test set); training-free methods get their own eval hook (the untrained baselines). The YAML
 is checked at load time against every stage's typed config (unknown keys are an error with a did-you-mean, in
 ``--dry-run`` too), and each stage calls its stage function with its typed config in-process.
 
@@ -17,7 +17,8 @@ Example::
 
     rait run configs/demo.yaml              # the demo: 6 methods × 2 test sets
     rait run configs/demo.yaml --dry-run    # what would run
-    rait run configs/demo.yaml --set seeds=[0,1,2] method_config.grait.n_total=200 probe.batch_size=8
+    rait run configs/demo.yaml --set seeds=[0,1,2] build.n_total=200 probe.batch_size=8
+    rait run configs/demo.yaml --set method_config.METHOD.n_total=200   # one method's setting
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from typing import Any, Callable
 import rait
 from rait.aggregate import stage_times, summary_table, write_results
 from rait.artifacts import atomic_write_text, sha256_json, write_jsonl
-from rait.config import ConfigError, add_config_arguments, apply_overrides, config_from_args, from_dict, load_yaml, option
+from rait.config import (ConfigError, add_config_arguments, apply_overrides, config_from_args, from_dict, load_yaml,
+                         option)
 from rait.diagnostics import write_diagnostics
 from rait.errors import RaitError
 from rait.methods import DEFAULT_METHODS, REFERENCE, EvalContext, get, load_plugin
@@ -47,7 +49,8 @@ from rait.registry import unknown_message
 class DataSection:
     """Which items form the training pool and the test sets."""
 
-    pool: str | None = option(None, "training-pool spec; null = drawn from the in-domain spec, disjoint from its test items")
+    pool: str | None = option(None, "training-pool spec; null = drawn from the in-domain spec, disjoint from its "
+                                    "test items")
     id: str = option("builtin:facts/id", "in-domain spec (test items; also the pool when pool is null)")
     ood: str | None = option("builtin:facts/ood", "out-of-domain test spec (null: none)")
     n_pool: int = option(400, "training-pool size (after a seeded shuffle)")

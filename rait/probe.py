@@ -174,7 +174,8 @@ def probe_oeqa(items: Sequence[QAItem], backend: Any, cfg: ProbeConfig, seed: in
                "n_tokens": [o.n_tokens for o in outs[i]]}
         if greedy is not None:
             row["greedy"] = greedy[i]
-            row["greedy_correct"] = not is_refusal(greedy[i], cfg.refusal) and is_correct(greedy[i], it.answers, cfg.match)
+            row["greedy_correct"] = (not is_refusal(greedy[i], cfg.refusal)
+                                     and is_correct(greedy[i], it.answers, cfg.match))
         rows.append(row)
     return rows
 

@@ -123,8 +123,8 @@ def _make_grads(plan: "Plan") -> "Stage":
 
 provide(Provider("table", "probe_m0", (), lambda r: r / "probe" / "m0" / "table.jsonl", lambda r: r / "probe" / "m0",
                  _make_table))
-provide(Provider("rehearsed_model", "rehearse", ("table",), lambda r: r / "rehearse" / "model", lambda r: r / "rehearse",
-                 _make_rehearse))
+provide(Provider("rehearsed_model", "rehearse", ("table",), lambda r: r / "rehearse" / "model",
+                 lambda r: r / "rehearse", _make_rehearse))
 provide(Provider("rehearsed_table", "probe_mr", ("rehearsed_model",), lambda r: r / "probe" / "mr" / "table.jsonl",
                  lambda r: r / "probe" / "mr", _make_rehearsed_table))
 provide(Provider("grads", "grads", ("table", "rehearsed_model"), lambda r: r / "grads", lambda r: r / "grads",

@@ -99,8 +99,10 @@ def select(rows: list[dict[str, Any]], cfg: RehearseConfig) -> tuple[list[dict[s
                 f"only {len(good)} of {len(rows)} items qualify for rehearsal (need min_items={cfg.min_items}); "
                 "lower the thresholds (oeqa_min_correctness, oeqa_min_certainty, mcqa_min_correctness_raw), "
                 "lower min_items, or set fallback=top_k")
-        key = lambda r: (_num(r.get("correctness_raw") if _kind(r) == "mcqa" else r.get("correctness")),
-                         _num(r.get("certainty")))
+        def key(r: dict[str, Any]) -> tuple[float, float]:
+            return (_num(r.get("correctness_raw") if _kind(r) == "mcqa" else r.get("correctness")),
+                    _num(r.get("certainty")))
+
         picked = sorted(rows, key=key, reverse=True)[: cfg.n]
         info.update(fallback_used=True, selected=len(picked),
                     note=f"fewer than min_items={cfg.min_items} qualified; took the top {len(picked)} by "

@@ -19,6 +19,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from rait.methods import REFERENCE
+
+
 def pretty(method: str) -> str:
     """Display name of a method (its registration's ``display``; unregistered names as they are)."""
     from rait.methods import display_name
@@ -84,7 +87,7 @@ def _plane_axes(ax: Any, test: str, methods: Sequence[str], results: Mapping[str
             if 0 <= xr <= xmax and 0 <= yr <= ymax:
                 ax.annotate(f"THS {t:g}", (xr, yr), xytext=(-2, -2), textcoords="offset points", fontsize=7,
                             color="0.35", ha="right", va="top", rotation=0, zorder=2)
-        ax.plot([w0], [c0], marker="*", ms=14, color="black", zorder=5, label="reference (Init-Basic)",
+        ax.plot([w0], [c0], marker="*", ms=14, color="black", zorder=5, label=f"reference ({pretty(REFERENCE)})",
                 ls="none")
     placed: list[tuple[float, float]] = []
     for meth, pw, pc, m in pts:

@@ -26,7 +26,6 @@ Example (in Python, tiny model):
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -245,7 +244,8 @@ def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks:
         use_cpu=not torch.cuda.is_available(),
         seed=cfg.seed,
         data_seed=cfg.seed,
-        train_sampling_strategy="group_by_length" if cfg.group_by_length else ("random" if cfg.shuffle else "sequential"),
+        train_sampling_strategy=("group_by_length" if cfg.group_by_length
+                                 else "random" if cfg.shuffle else "sequential"),
         **_ckpt_kw(cfg.gradient_checkpointing),
         save_strategy="steps" if cfg.save_steps > 0 else "no",
         save_steps=max(cfg.save_steps, 1),

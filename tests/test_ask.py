@@ -26,8 +26,8 @@ def test_answer_is_string(tiny_model_dir):
 def test_cli(tiny_model_dir):
     root = Path(__file__).resolve().parents[1]
     cmd = [sys.executable, "-m", "rait.cli", "ask", "--model", str(tiny_model_dir), "--max-new-tokens", "4"]
-    p = subprocess.run(cmd + ["What is 2+2?", "--interactive", "--prompt", "basic"], input="Who wrote Hamlet?\nWhat is 2+2?\n",
-                       cwd=root, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(cmd + ["What is 2+2?", "--interactive", "--prompt", "basic"],
+                       input="Who wrote Hamlet?\nWhat is 2+2?\n", cwd=root, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]  # returns at EOF
     p = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "--interactive" in p.stderr

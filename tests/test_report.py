@@ -48,8 +48,9 @@ def make_run_dir(root: Path, n_items: int = 30, n_train: int = 60) -> Path:
                    for j, t in enumerate(TESTS)} for m, (pc, pw) in base.items()}
     reference = {t: {"P_c0": 40.0 - 5 * j, "P_w0": 35.0 + 2 * j} for j, t in enumerate(TESTS)}
     (d / "results.json").write_text(json.dumps({"results": results, "reference": reference}))
-    table = [{"id": f"t{i}", "question": f"train question {i}?", "answers": ["a"], "correctness": rng.randint(0, 10) / 10,
-              "certainty": rng.uniform(0.2, 1.0), "certainty_method": "embedding"} for i in range(n_train)]
+    table = [{"id": f"t{i}", "question": f"train question {i}?", "answers": ["a"],
+              "correctness": rng.randint(0, 10) / 10, "certainty": rng.uniform(0.2, 1.0),
+              "certainty_method": "embedding"} for i in range(n_train)]
     _write_jsonl(d / "probe" / "m0" / "table.jsonl", table)
     for m in ("van", "craft"):
         dec = []

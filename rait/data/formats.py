@@ -81,7 +81,8 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as e:
-                yield no, DataError(path, no, f"malformed JSON ({e.msg} at column {e.colno}); expected one JSON object per line")
+                yield no, DataError(path, no, f"malformed JSON ({e.msg} at column {e.colno}); "
+                                              "expected one JSON object per line")
                 continue
             if not isinstance(obj, dict):
                 yield no, DataError(path, no, f"expected a JSON object, got {type(obj).__name__}")
@@ -152,7 +153,8 @@ def build_mapped(obj: dict, fields: dict[str, str], *, index: int, default_sourc
     iid = f"{source}-{index}" if fields["id"] == "@index" else req("id")
     question = req("question")
     if not isinstance(question, str):
-        raise ValueError(f"field {fields['question']!r} (the question): expected a string, got {type(question).__name__}")
+        raise ValueError(f"field {fields['question']!r} (the question): expected a string, "
+                         f"got {type(question).__name__}")
     raw_choices, labels = opt("choices"), None
     if isinstance(raw_choices, dict):
         labels = [_text(k) for k in raw_choices]
@@ -205,7 +207,8 @@ def read_oeqa(path: Path, opts: dict) -> Iterator[Record]:
         try:
             missing = [k for k in ("id", "question", "answers") if k not in obj]
             if missing:
-                raise ValueError(f"missing field {missing[0]!r}; expected {{\"id\", \"question\", \"answers\": [aliases]}}")
+                raise ValueError(f"missing field {missing[0]!r}; "
+                                 'expected {"id", "question", "answers": [aliases]}')
             answers = obj["answers"]
             if isinstance(answers, str):
                 answers = [answers]
@@ -233,7 +236,8 @@ def read_arc(path: Path, opts: dict) -> Iterator[Record]:
         try:
             q = obj.get("question")
             if "id" not in obj or "answerKey" not in obj or not isinstance(q, dict):
-                raise ValueError('missing field; expected {"id", "question": {"stem", "choices": [{"text", "label"}]}, "answerKey"}')
+                raise ValueError('missing field; expected {"id", "question": {"stem", "choices": '
+                                 '[{"text", "label"}]}, "answerKey"}')
             if "stem" not in q or not isinstance(q.get("choices"), list):
                 raise ValueError("missing field 'question.stem' or 'question.choices'")
             chs = q["choices"]
@@ -329,7 +333,8 @@ def read_mmlu(path: Path, opts: dict) -> Iterator[Record]:
                     else:
                         raise DataError(f, start, f"unexpected CSV header {row}; expected {','.join(MMLU_HEADER)}")
                 if len(row) != len(header):
-                    yield str(f), start, DataError(f, start, f"expected {len(header)} columns ({','.join(header)}), got {len(row)}")
+                    yield str(f), start, DataError(f, start, f"expected {len(header)} columns "
+                                                             f"({','.join(header)}), got {len(row)}")
                     continue
                 r = dict(zip(header, row))
                 iid = r.get("id") or f"{subject}/{f.parent.name}/{start}"

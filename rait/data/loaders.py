@@ -117,7 +117,8 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     if fmt not in FORMATS:
         from rait.registry import did_you_mean
 
-        raise DataError(spec, None, f"unknown dataset format {fmt!r}{did_you_mean(fmt, FORMATS)}; expected one of {known}")
+        raise DataError(spec, None, f"unknown dataset format {fmt!r}{did_you_mean(fmt, FORMATS)}; "
+                                    f"expected one of {known}")
     loc, _, query = rest.partition("?")
     opts = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=False)) if query else {}
     if query and not opts:

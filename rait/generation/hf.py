@@ -113,7 +113,8 @@ class HFBackend:
         return out.logits[:, -1, :].float(), out.past_key_values
 
     @staticmethod
-    def _pick(logits: torch.Tensor, s: SamplingConfig, gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pick(logits: torch.Tensor, s: SamplingConfig, gen: torch.Generator | None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
         """Choose next tokens; returns (token ids, their log-probs under the sampling distribution)."""
         if s.greedy:
             logp = torch.log_softmax(logits, dim=-1)

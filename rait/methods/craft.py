@@ -89,7 +89,8 @@ class CraftConfig(CommonConfig):
 
 
 @register("craft", "CRaFT: correctness pools, drop idk rows whose knowledge flow is positive, rank by certainty",
-          CraftConfig, needs=("table", "rehearsed_table"), columns=("correctness", "certainty", "correctness_rehearsed"),
+          CraftConfig, needs=("table", "rehearsed_table"),
+          columns=("correctness", "certainty", "correctness_rehearsed"),
           display="CRaFT", paper="Zhu et al., 2024 (arXiv 2410.06913)")
 def build(table: list[dict[str, Any]], cfg: CraftConfig) -> tuple[list[dict[str, Any]], Summary]:
     require(table, ("correctness", "certainty", "correctness_rehearsed"), "craft")

@@ -30,8 +30,10 @@ def raises(spec, *parts, **kw):
 # ------------------------------------------------------------------------------------------------ TriviaQA / NQ
 def test_triviaqa_unquotes_doubled_quotes(tmp_path):
     p = write_jsonl(tmp_path / "tqa.jsonl", [
-        {"id": "t1", "question": '"Who was the target of the failed ""Bomb Plot"" of 1944?"', "answers": ["Hitler", "Adolf Hitler"]},
-        {"id": "t2", "question": '"Rodney you plonka" is a catchphrase from which sitcom?', "answers": ['"""Only Fools"" and Horses"', "OFAH"]},
+        {"id": "t1", "question": '"Who was the target of the failed ""Bomb Plot"" of 1944?"',
+         "answers": ["Hitler", "Adolf Hitler"]},
+        {"id": "t2", "question": '"Rodney you plonka" is a catchphrase from which sitcom?',
+         "answers": ['"""Only Fools"" and Horses"', "OFAH"]},
         {"id": "t3", "question": 'Quote: "If you build it, he will come"', "answers": ["Field of Dreams"]},
     ])
     items = load(f"triviaqa:{p}")
@@ -47,7 +49,8 @@ def test_triviaqa_unquotes_doubled_quotes(tmp_path):
 def test_nq_nbsp_normalised(tmp_path):
     p = write_jsonl(tmp_path / "nq.jsonl", [
         {"id": "nq_dev_9", "question": "max data rate of 802.11a", "answers": ["54\u00a0Mbit/s"]},
-        {"id": "nq_dev_107", "question": "when does season 5 resume", "answers": ["January\u00a031, 2018", "January 31, 2018"]},
+        {"id": "nq_dev_107", "question": "when does season 5 resume",
+         "answers": ["January\u00a031, 2018", "January 31, 2018"]},
     ])
     items = load(f"nq:{p}")
     assert items[0].answers == ["54 Mbit/s"]
@@ -93,7 +96,8 @@ def test_mmlu_split_grammar(tmp_path):
     assert [i.id for i in load(f"mmlu:{root}")] == ["anatomy/test/0"]  # default split: test
     assert len(load(f"mmlu:{root}?split=val")) == 4
     assert len(load(f"mmlu:{root}", split="val")) == 4
-    assert [i.id for i in load(f"mmlu:{root}/val/anatomy_val.csv")] == ["anatomy/val/0", "anatomy/val/1", "anatomy/val/2"]
+    ids = [i.id for i in load(f"mmlu:{root}/val/anatomy_val.csv")]
+    assert ids == ["anatomy/val/0", "anatomy/val/1", "anatomy/val/2"]
     raises(f"mmlu:{root}?split=train", "no MMLU split 'train'")
 
 
@@ -122,8 +126,8 @@ def test_mmlu_bad_header_and_column_count(tmp_path):
 # ------------------------------------------------------------------------------------------------------------- ARC
 def arc_row(id_, labels, key, texts=None):
     texts = texts or [f"opt{i}" for i in range(len(labels))]
-    return {"id": id_, "question": {"stem": f"stem {id_}?", "choices": [{"text": t, "label": l} for t, l in zip(texts, labels)]},
-            "answerKey": key}
+    choices = [{"text": t, "label": lab} for t, lab in zip(texts, labels)]
+    return {"id": id_, "question": {"stem": f"stem {id_}?", "choices": choices}, "answerKey": key}
 
 
 def test_arc_numeric_labels_and_3_5_choices(tmp_path):
@@ -135,7 +139,8 @@ def test_arc_numeric_labels_and_3_5_choices(tmp_path):
         arc_row("a5", list("123"), "3"),
     ])
     items = load(f"arc:{p}")
-    assert [(i.letters, i.gold) for i in items] == [("ABCD", "C"), ("ABCD", "B"), ("ABC", "A"), ("ABCDE", "E"), ("ABC", "C")]
+    assert [(i.letters, i.gold) for i in items] == [("ABCD", "C"), ("ABCD", "B"), ("ABC", "A"), ("ABCDE", "E"),
+                                                    ("ABC", "C")]
     assert items[1].gold_text == "opt1"
     assert all(i.topic == "STEM" and i.source == "arc" and i.question.startswith("stem") for i in items)
 
@@ -277,7 +282,8 @@ def test_unknown_option_and_bad_on_error(tmp_path):
 
 
 def test_parse_spec():
-    assert parse_spec("jsonl:a/b.jsonl?question=q&id=@index") == ("jsonl", "a/b.jsonl", {"question": "q", "id": "@index"})
+    assert parse_spec("jsonl:a/b.jsonl?question=q&id=@index") == ("jsonl", "a/b.jsonl",
+                                                                   {"question": "q", "id": "@index"})
     assert parse_spec("builtin:facts/ood") == ("builtin", "facts/ood", {})
 
 
@@ -324,12 +330,13 @@ def test_hf_load_from_disk(tmp_path):
     dd.save_to_disk(str(tmp_path / "dd"))
     spec = f"hf:{tmp_path / 'dd'}?split=train&id=qid&question=q&answers=aliases"
     items = load(spec)
-    assert [(i.id, i.question, i.answers, i.source) for i in items] == [("h1", "Who?", ["Me"], "dd"), ("h2", "What?", ["It", "That"], "dd")]
+    assert [(i.id, i.question, i.answers, i.source) for i in items] == [("h1", "Who?", ["Me"], "dd"),
+                                                                        ("h2", "What?", ["It", "That"], "dd")]
     raises(f"hf:{tmp_path / 'dd'}?id=qid&question=q&answers=aliases", "no split given", "train", "test")
     raises(f"hf:{tmp_path / 'dd'}?split=test&id=qid&question=q&answers=aliases", ":1:", "empty question")
     # a single saved Dataset with MCQA rows and an int label
-    datasets.Dataset.from_list([{"id": "m1", "question": "2+2?", "choices": ["3", "4", "5", "6"], "label": 1}]).save_to_disk(
-        str(tmp_path / "mc"))
+    rows = [{"id": "m1", "question": "2+2?", "choices": ["3", "4", "5", "6"], "label": 1}]
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "mc"))
     [m] = load(f"hf:{tmp_path / 'mc'}", gold="label")
     assert (m.gold, m.gold_text, m.kind) == ("B", "4", "mcqa")
 

@@ -113,9 +113,11 @@ def test_resume_after_sigkill(tmp_path, tiny_model_dir):
     assert r.returncode == 0, r.stderr
     assert f"{5 - len(done)} chunk(s) computed" in r.stdout
     ref = tmp_path / "ref"
-    r = subprocess.run(_cli(tp, tiny_model_dir, ref, ["--shard", "1/2"]), env=env, cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run(_cli(tp, tiny_model_dir, ref, ["--shard", "1/2"]), env=env, cwd=ROOT, capture_output=True,
+                       text=True)
     assert r.returncode == 0 and "pending overall" in r.stdout, r.stderr
-    r = subprocess.run(_cli(tp, tiny_model_dir, ref, ["--shard", "0/2"]), env=env, cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run(_cli(tp, tiny_model_dir, ref, ["--shard", "0/2"]), env=env, cwd=ROOT, capture_output=True,
+                       text=True)
     assert r.returncode == 0, r.stderr
     for f in ("van.npy", "idk.npy", "idk_idk.npy", "idk_van.npy"):
         np.testing.assert_allclose(np.load(out / f), np.load(ref / f), atol=1e-6, err_msg=f)
