@@ -417,15 +417,16 @@ def make_report(run_dir: str | Path, out: str | Path | None = None, max_items: i
                   f'<p class="note">{html.escape(_view_note(run, v).replace("`", ""))}</p>',
                   table_html([[(c, 1) for c in vt[0]]], vt[1])]
     if deltas:
-        h += ["<h2>Paired differences (Δ)</h2>", f'<p class="note">{html.escape(_delta_note(run).replace("`", ""))}</p>']
+        h += ["<h2>Paired differences (Δ)</h2>",
+              f'<p class="note">{html.escape(_delta_note(run).replace("`", ""))}</p>']
         for title, dh, dr in deltas:
             h += [f"<h3>{html.escape(title)}</h3>", table_html([[(c, 1) for c in dh]], dr)]
     h += ["<h2>Reference points (THS)</h2>",
           table_html([[("test", 1), ("P_c0", 1), ("P_w0", 1), ("spec", 1)]], _ref_rows(run))]
     if dec_rows:
         h += ["<h2>Training sets</h2>", table_html([[("method", 1), ("van", 1), ("idk", 1), ("dropped", 1)]], dec_rows)]
-    h += ["<h2>Knowledge boundary</h2>"] + [f"<h3>{html.escape(title)}</h3>" + table_html([[(c, 1) for c in head]], rows)
-                                            for title, head, rows in diag_tables]
+    h.append("<h2>Knowledge boundary</h2>")
+    h += [f"<h3>{html.escape(t)}</h3>" + table_html([[(c, 1) for c in head]], rows) for t, head, rows in diag_tables]
     page = render_page(f"RAIT report: {name}", "\n".join(h),
                        [("P_c–P_w plane", "P_c versus P_w per method and test set", plane, plane_note),
                         ("Knowledge-state chessboard", "training labels over M0 correctness and certainty", board,

@@ -44,7 +44,8 @@ def test_aggregate_run_mcqa_macro_and_paired(tmp_path):
     ib = res["results"]["init_basic"]["id"]["macro"]
     assert ib["P_c"]["value"] == pytest.approx(50 / 3) and ib["THS"]["value"] == pytest.approx(0.0)
     m = van["macro"]
-    assert m["n_groups"] == 2 and m["P_c"]["value"] == pytest.approx(50.0) and m["P_w"]["value"] == pytest.approx(50 / 3)
+    assert m["n_groups"] == 2 and m["P_c"]["value"] == pytest.approx(50.0)
+    assert m["P_w"]["value"] == pytest.approx(50 / 3)
     assert m["THS"]["value"] == pytest.approx(50 - (50 / 3) * (50 / 3) / (250 / 3))
     assert "echo_safe" not in van  # no open-ended scorings recorded
     d = res["paired"]["id"]["pairs"]["van"]["init_basic"]

@@ -239,7 +239,8 @@ def test_report_delta_macro_and_echo_tables(tmp_path):
     md, page = make_report(d)
     text = md.read_text()
     assert "## Methods × test sets: macro average over topics" in text and "triviaqa: 4 topics" in text
-    assert "| method | triviaqa · P_c | triviaqa · P_w | triviaqa · P_r | triviaqa · THS | triviaqa · THS (pooled) |" in text
+    assert ("| method | triviaqa · P_c | triviaqa · P_w | triviaqa · P_r | triviaqa · THS | triviaqa · THS (pooled) |"
+            in text)
     assert "echo-safe scoring" in text and "nq: 3 of 30" in text
     assert "### triviaqa: Δ against Init-Basic" in text and "### nq: ΔTHS of every pair" in text
     # van vs init_basic: half the items move wrong -> correct: ΔP_c = +50, ΔP_w = -50, ΔTHS = 50 + 50·40/35

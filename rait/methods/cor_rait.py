@@ -55,7 +55,8 @@ class CorRaitConfig(CommonConfig):
 
 
 @register("cor_rait", "Cor-RAIT: correctness split (ik -> gold, idk -> refusal), random draw per pool",
-          CorRaitConfig, columns=("correctness",), display="Cor-RAIT", paper="CRaFT paper baseline (arXiv 2410.06913)", random_draw=True)
+          CorRaitConfig, columns=("correctness",), display="Cor-RAIT", paper="CRaFT paper baseline (arXiv 2410.06913)",
+          random_draw=True)
 def build(table: list[dict[str, Any]], cfg: CorRaitConfig) -> tuple[list[dict[str, Any]], Summary]:
     require(table, ("correctness",), "cor_rait")
     kind = task_kind(table)

@@ -42,7 +42,8 @@ class VanConfig(CommonConfig):
 
 
 @register("van", "Van-Tuning baseline: N random training questions, all with gold answers", VanConfig,
-          display="Van-Tuning", paper="baseline of CRaFT (arXiv 2410.06913) and GRAIT (arXiv 2502.05911)", random_draw=True)
+          display="Van-Tuning", paper="baseline of CRaFT (arXiv 2410.06913) and GRAIT (arXiv 2502.05911)",
+          random_draw=True)
 def build(table: list[dict[str, Any]], cfg: VanConfig) -> tuple[list[dict[str, Any]], Summary]:
     kind = task_kind(table)
     seed = resolve_seed(cfg, kind)
