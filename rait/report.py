@@ -29,6 +29,7 @@ from typing import Any, Sequence
 
 from rait.artifacts import atomic_write_text, read_jsonl
 from rait.errors import DataError, RaitError
+from rait.report_views import VIEW_TITLES, delta_note, view_note, delta_tables, view_table
 from rait.methods import REFERENCE
 
 MAIN_METRICS = ("P_c", "P_w", "P_r", "THS")
@@ -182,83 +183,6 @@ def extra_table(run: Run) -> tuple[list[tuple[str, str]], list[list[str]]] | Non
     return cols, rows
 
 
-VIEW_TITLES = {"macro": "macro average over topics (MMLU subjects, equal weight each)",
-               "echo_safe": "echo-safe scoring (no credit for an alias the question contains)"}
-
-
-def view_table(run: Run, view: str) -> tuple[list[str], list[list[str]]] | None:
-    """Methods × tests table of P_c, P_w, P_r, THS under a ``results.json`` view (``macro`` or ``echo_safe``),
-    with the pooled / papers' THS beside it; None when no result has the view."""
-    tests = [t for t in run.tests if any((run.results.get(m, {}).get(t) or {}).get(view) for m in run.methods)]
-    if not tests:
-        return None
-    base = "pooled" if view == "macro" else "papers"
-    head = ["method"] + [f"{t} · {k}" for t in tests for k in (*MAIN_METRICS, f"THS ({base})")]
-    rows = []
-    for m in run.methods:
-        row = [pretty(m)]
-        for t in tests:
-            r = run.results.get(m, {}).get(t) or {}
-            v = r.get(view) or {}
-            row += [fmt_cell(v.get(k)) for k in MAIN_METRICS] + [fmt_cell(r.get("THS"), with_sd=False)]
-        rows.append(row)
-    return head, rows
-
-
-def _view_note(run: Run, view: str) -> str:
-    if view == "macro":
-        groups = {t: (run.results.get("init_basic", {}).get(t) or {}).get("macro", {}).get("n_groups")
-                  for t in run.tests}
-        g = ", ".join(f"{t}: {n} topics" for t, n in groups.items() if n)
-        return (f"Rates averaged over topics with equal weight, as the papers report MMLU ({g}); THS from the "
-                "macro rates against Init-Basic's macro point. `± sd` across seeds.")
-    echo = {t: (run.results.get("init_basic", {}).get(t) or {}).get("n_echo") for t in run.tests}
-    e = ", ".join(f"{t}: {n} of {(run.results.get('init_basic', {}).get(t) or {}).get('n')}"
-                  for t, n in echo.items() if n is not None)
-    return (f"Test items whose question contains one of their own aliases (3+ characters): {e}. Echo-safe: such "
-            "an alias gives no credit; THS against Init-Basic's echo-safe point. The papers' rule is the default.")
-
-
-def fmt_delta(c: dict[str, Any] | None) -> str:
-    """``+3.2 [0.5, 6.0]*`` (``*`` = the 95 % paired interval excludes 0); ``—`` when absent.
-
-    >>> fmt_delta({"value": 3.21, "lo": 0.5, "hi": 6.0, "significant": True})
-    '+3.2 [+0.5, +6.0]*'
-    """
-    if not c:
-        return NONE
-    return f"{c['value']:+.1f} [{c['lo']:+.1f}, {c['hi']:+.1f}]" + ("*" if c.get("significant") else "")
-
-
-def delta_tables(run: Run, test: str) -> list[tuple[str, list[str], list[list[str]]]]:
-    """Δ tables of one test set from ``results.json["paired"]``: (title, header, rows) for Δ against
-    Init-Basic and Van-Tuning (THS, P_c, P_w and the items a ±1-point ΔTHS interval needs) and the ΔTHS matrix
-    of every pair (row − column)."""
-    pr = run.paired.get(test) or {}
-    pairs, methods = pr.get("pairs") or {}, [m for m in run.methods if m in (pr.get("methods") or [])]
-    if not pairs:
-        return []
-    key = "THS" if any("THS" in c for d in pairs.values() for c in d.values()) else "P_c"
-    out = []
-    for base in [b for b in ("init_basic", "van") if b in methods]:
-        head = ["method", f"Δ{key}", "ΔP_c", "ΔP_w", f"n for ±1 (Δ{key})"]
-        rows = [[pretty(m)] + [fmt_delta(pairs[m][base].get(k)) for k in (key, "P_c", "P_w")]
-                + [str(pairs[m][base].get(key, {}).get("n_for_1pt", NONE))] for m in methods if m != base]
-        out.append((f"{test}: Δ against {pretty(base)}", head, rows))
-    head = ["row − column"] + [pretty(b) for b in methods]
-    rows = [[pretty(a)] + [NONE if a == b else fmt_delta(pairs[a][b].get(key)) for b in methods] for a in methods]
-    out.append((f"{test}: Δ{key} of every pair", head, rows))
-    return out
-
-
-def _delta_note(run: Run) -> str:
-    pr = next(iter(run.paired.values()), {})
-    return (f"Paired differences on the same items (row − column; seeds averaged per item), 95 % paired item-"
-            f"bootstrap intervals ({pr.get('n_boot', '?')} resamples, one shared resample for all pairs); `*` = "
-            "the interval excludes 0. n for ±1: test items a ±1-point interval would need at the observed "
-            "per-item spread.")
-
-
 def decision_counts(run: Run) -> list[list[str]]:
     """Rows ``method, van, idk, dropped`` for methods with decisions."""
     out = []
@@ -374,10 +298,10 @@ def make_report(run_dir: str | Path, out: str | Path | None = None, max_items: i
     views = [(v, view_table(run, v)) for v in ("macro", "echo_safe")]
     for v, vt in views:
         if vt:
-            md += [f"## Methods × test sets: {VIEW_TITLES[v]}", "", _view_note(run, v), "", _md_table(*vt), ""]
+            md += [f"## Methods × test sets: {VIEW_TITLES[v]}", "", view_note(run, v), "", _md_table(*vt), ""]
     deltas = [dt for t in run.tests for dt in delta_tables(run, t)]
     if deltas:
-        md += ["## Paired differences (Δ)", "", _delta_note(run), ""]
+        md += ["## Paired differences (Δ)", "", delta_note(run), ""]
         for title, dh, dr in deltas:
             md += [f"### {title}", "", _md_table(dh, dr), ""]
     md += ["## Reference points (THS)", "", _md_table(["test", "P_c0", "P_w0", "spec"], _ref_rows(run)), ""]
@@ -414,11 +338,11 @@ def make_report(run_dir: str | Path, out: str | Path | None = None, max_items: i
     for v, vt in views:
         if vt:
             h += [f"<h2>Methods × test sets: {html.escape(VIEW_TITLES[v])}</h2>",
-                  f'<p class="note">{html.escape(_view_note(run, v).replace("`", ""))}</p>',
+                  f'<p class="note">{html.escape(view_note(run, v).replace("`", ""))}</p>',
                   table_html([[(c, 1) for c in vt[0]]], vt[1])]
     if deltas:
         h += ["<h2>Paired differences (Δ)</h2>",
-              f'<p class="note">{html.escape(_delta_note(run).replace("`", ""))}</p>']
+              f'<p class="note">{html.escape(delta_note(run).replace("`", ""))}</p>']
         for title, dh, dr in deltas:
             h += [f"<h3>{html.escape(title)}</h3>", table_html([[(c, 1) for c in dh]], dr)]
     h += ["<h2>Reference points (THS)</h2>",

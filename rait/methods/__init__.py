@@ -43,6 +43,9 @@ DEFAULT_METHODS = ("init_basic", "init_refuse", "van", "cor_rait", "craft", "gra
 #: the THS reference method (M0, BASIC prompt): evaluated once, every other method's THS is relative to it
 REFERENCE = "init_basic"
 
+#: the methods every other one is compared with in the paired Δ tables of the report (when in the run)
+DELTA_BASES = (REFERENCE, "van")
+
 #: fields of :class:`Summary` shared by every method (the rest of a method's summary goes to ``details``)
 SUMMARY_FIELDS = ("method", "kind", "seed", "as_released", "n_table", "n_rows", "n_unique_ids", "counts", "pools",
                   "quotas", "shortfall", "dropped", "sizing", "thresholds")
