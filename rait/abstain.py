@@ -117,7 +117,7 @@ def write_decisions(ctx: Any, scores: dict[str, float], fit: dict[str, Any], ext
     from dataclasses import replace
     from pathlib import Path
 
-    from rait.artifacts import read_jsonl, write_jsonl, write_manifest
+    from rait.artifacts import atomic_write_text, read_jsonl, write_jsonl, write_manifest
     from rait.evaluate import EvalConfig, compute_metrics, load_reference
 
     if ctx.reference is None:
@@ -138,6 +138,7 @@ def write_decisions(ctx: Any, scores: dict[str, float], fit: dict[str, Any], ext
         "tau": fit["tau"], "pool_ths": fit["ths"], "pool_refused": fit["refused"], "pool_n": fit["n"], **extra}})
     out = Path(ctx.out)
     write_jsonl(out / "items.jsonl", recs)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True, default=float) + "\n")
-    write_manifest(out, f"eval:{ctx.method}", {"method": ctx.method, "tau": fit["tau"], **extra},
-                   {k: str(v) for k, v in ctx.artifacts.items()} | {"reference": str(ctx.reference)})
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True, default=float) + "\n")
+    write_manifest(out, "eval", {"method": ctx.method, **extra},
+                   {k: str(v) for k, v in ctx.artifacts.items()} | {"reference": str(ctx.reference)},
+                   outputs={"tau": fit["tau"], "n": len(recs)})

@@ -58,7 +58,7 @@ class HiddenConfig:
 
 def hidden_stage(cfg: HiddenConfig) -> None:
     """Write ``<set>.npy`` / ``<set>.ids.json`` for every set (one forward pass per question)."""
-    from rait.artifacts import atomic_write_text, write_manifest
+    from rait.artifacts import atomic_write_text, file_info, write_manifest
     from rait.data import load
     from rait.evaluate import EvalConfig, eval_prompt
     from rait.hidden import question_states
@@ -78,8 +78,9 @@ def hidden_stage(cfg: HiddenConfig) -> None:
         tmp.replace(out / f"{name}.npy")
         atomic_write_text(out / f"{name}.ids.json", json.dumps([it.id for it in items]) + "\n")
         counts[name] = len(items)
-    write_manifest(out, "hidden", {"model": cfg.model, "dtype": cfg.dtype, "sets": cfg.sets}, {"items": counts},
-                   {"forward": round(time.time() - t0, 2)})
+    write_manifest(out, "hidden", {"model": cfg.model, "dtype": cfg.dtype, "sets": cfg.sets},
+                   {name: file_info(path) for name, path in cfg.sets.items()}, {"forward": round(time.time() - t0, 2)},
+                   outputs={"items": counts})
 
 
 def _make_tests(plan: "Plan") -> "Stage":

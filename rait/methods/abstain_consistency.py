@@ -37,23 +37,15 @@ class AbstainConsistencyConfig:
           display="Abstain (consistency)", paper="training-free baseline (rait); certainty as in CRaFT "
           "(arXiv 2410.06913)", trains=False)
 def evaluate(ctx: EvalContext) -> None:
-    from rait.build import read_table
+    from rait.artifacts import read_table
 
     col = ctx.cfg.score
-    pool, _ = read_table(ctx.artifacts["table"])
+    pool = read_table(ctx.artifacts["table"], required=("id", col)).rows  # file:line error when a score is missing
     verdicts, source = pool_verdicts(pool)
-    fit = fit_threshold([_score(r, col, ctx.artifacts["table"]) for r in pool], verdicts)
-    tpath = test_table_path(Path(ctx.artifacts["test_tables"]), ctx.test)
-    test, _ = read_table(tpath)
-    scores = {r["id"]: _score(r, col, tpath) for r in test}
+    fit = fit_threshold([float(r[col]) for r in pool], verdicts)
+    test = read_table(test_table_path(Path(ctx.artifacts["test_tables"]), ctx.test), required=("id", col)).rows
+    scores = {r["id"]: float(r[col]) for r in test}
     k = max((len(r.get("samples") or []) for r in test), default=0)
     write_decisions(ctx, scores, fit, {"score": col, "labels": source, "cost_generations": k + 1,
                                        "cost_forward": 0})
 
-
-def _score(row: dict, col: str, path: Path) -> float:
-    from rait.errors import DataError
-
-    if row.get(col) is None:
-        raise DataError(path, None, f"row {row.get('id')!r} has no {col!r}; probe with a certainty estimator")
-    return float(row[col])

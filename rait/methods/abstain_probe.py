@@ -38,10 +38,10 @@ class AbstainProbeConfig:
           paper="training-free baseline (rait); linear probes of knowledge as in Kadavath et al. 2022",
           trains=False)
 def evaluate(ctx: EvalContext) -> None:
-    from rait.build import read_table
+    from rait.artifacts import read_table
     from rait.hidden import fit_probe, probe_scores
 
-    pool, _ = read_table(ctx.artifacts["table"])
+    pool = read_table(ctx.artifacts["table"]).rows
     verdicts, source = pool_verdicts(pool)
     hdir = Path(ctx.artifacts["hidden_states"])
     pool_ids, pool_states = load_states(hdir, "pool")
