@@ -98,10 +98,15 @@ def main() -> None:
     p.add_argument("--model", default="default", help="model spec (default: the embedded SmolLM2-135M)")
     p.add_argument("--steps", type=int, default=4, help="timed optimizer steps per variant")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--precision", default="bf16", choices=("bf16", "fp32"))
+    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
+                   help="auto: bf16 only where this CPU runs it fast (never forced on an AVX2-only CPU)")
     p.add_argument("--variants", default="plain,weighted,weighted_full,hf")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
+    if args.precision == "auto":
+        from rait.models import bf16_supported
+
+        args.precision = "bf16" if bf16_supported() else "fp32"
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()

@@ -32,6 +32,19 @@ from rait.generation.base import Completion, SamplingConfig
 from rait.generation.cache import keep_freed_memory
 
 
+def cache_kwarg(model: Any) -> str:
+    """Name of the KV-cache argument (and output field) of ``model.forward``: ``cache`` in transformers >= 5.24,
+    ``past_key_values`` before (deprecated there, removed in 5.40).
+
+    >>> from tests.tiny import make_tiny_model
+    >>> cache_kwarg(make_tiny_model()) in ("cache", "past_key_values")
+    True
+    """
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 class HFBackend:
     """Batched prefix-shared sampler over a transformers causal LM.
 
@@ -64,6 +77,7 @@ class HFBackend:
         self.eos_ids = sorted(eos)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
         self._stop_masks: dict[tuple[str, ...], torch.Tensor] = {}
+        self._cache_kw = cache_kwarg(model)
 
     @classmethod
     def from_spec(cls, spec: str, dtype: str = "auto", device: str | None = None, **kwargs: Any) -> "HFBackend":
@@ -106,11 +120,9 @@ class HFBackend:
         return [order[i: i + per_batch] for i in range(0, len(order), per_batch)]
 
     def _forward(self, ids, mask, pos, cache, keep: int = 1):
-        out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True,
-            logits_to_keep=keep,
-        )
-        return out.logits[:, -1, :].float(), out.past_key_values
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=keep,
+                         **{self._cache_kw: cache})
+        return out.logits[:, -1, :].float(), getattr(out, self._cache_kw)
 
     @staticmethod
     def _pick(logits: torch.Tensor, s: SamplingConfig, gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:

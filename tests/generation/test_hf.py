@@ -379,3 +379,19 @@ def test_vllm_greedy_matches_hf(tiny_model_dir):
     hf = get_backend("hf", str(tiny_model_dir), dtype="float32").generate(prompts, 1, s)
     vl = get_backend("vllm", str(tiny_model_dir), dtype="float32").generate(prompts, 1, s)
     assert hf[0][0].text == vl[0][0].text
+
+
+def test_no_deprecation_warning_from_the_sampler(loaded):
+    """The sampler uses the cache API of the installed transformers (``cache=`` since 5.24, ``past_key_values``
+    before): no FutureWarning / DeprecationWarning while sampling, greedy decoding or scoring."""
+    import warnings
+
+    model, tok = loaded
+    be = HFBackend(model, tok, batch_size=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        be.generate(PROMPTS, n=3, sampling=SamplingConfig(temperature=1.0, max_new_tokens=MAX_NEW), seed=0)
+        be.generate(PROMPTS, n=1, sampling=SamplingConfig(temperature=0.0, max_new_tokens=MAX_NEW))
+        be.next_token_probs(PROMPTS, ["A", "B"])
+        be.last_token_probs(PROMPTS)
