@@ -14,13 +14,15 @@ import time
 
 
 def main(argv: list[str]) -> int:
+    import rait
     from rait.cli import main as cli_main
 
     t = time.perf_counter()
     rc = cli_main(argv)
     seconds = time.perf_counter() - t
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print("STAGE_RESULT " + json.dumps({"rc": rc, "seconds": round(seconds, 2), "peak_rss_mb": round(rss_mb)}),
+    print("STAGE_RESULT " + json.dumps({"rc": rc, "seconds": round(seconds, 2), "peak_rss_mb": round(rss_mb),
+                                              "rait": rait.__file__}),
           flush=True)
     return rc
 

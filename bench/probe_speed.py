@@ -46,6 +46,30 @@ def naive_generate(model, tok, prompts, k, max_new_tokens, temperature, greedy=F
     return answers, n_tokens
 
 
+def llama_cpp_generate(prompts, k, max_new_tokens, temperature, threads):
+    """llama.cpp (``llama-cpp-python``) on the GGUF the default model ships in: k completions per prompt, same
+    max tokens, temperature and newline stop; its KV cache reuses the shared prompt prefix between the k samples.
+    Returns (answers, generated tokens, seconds) or raises ImportError when the package is absent."""
+    import importlib.util
+
+    from llama_cpp import Llama
+
+    from rait.models import DEFAULT_GGUF, DEFAULT_PACKAGE
+
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    gguf = Path(list(spec.submodule_search_locations)[0]) / DEFAULT_GGUF
+    llm = Llama(model_path=str(gguf), n_ctx=2048, n_threads=threads, n_batch=512, verbose=False, seed=0)
+    answers, n_tok = [], 0
+    t = time.perf_counter()
+    for p in prompts:
+        for j in range(k):
+            out = llm.create_completion(p, max_tokens=max_new_tokens, temperature=temperature, top_p=1.0, top_k=0,
+                                        min_p=0.0, stop=["\n"], seed=j)
+            answers.append(out["choices"][0]["text"].strip())
+            n_tok += out["usage"]["completion_tokens"]
+    return answers, n_tok, time.perf_counter() - t
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="default")
@@ -117,6 +141,14 @@ def main() -> int:
         "roofline_fraction": round((prompt_tok + n_tok) / dt * gflop_per_token / result["matmul_gflops"], 3),
     }
     result["speedup_answers_per_s"] = round(result["rait_hf"]["answers_per_s"] / result["naive"]["answers_per_s"], 2)
+    try:
+        ans, n_tok, dt = llama_cpp_generate(prompts, args.k, args.max_new_tokens, args.temperature,
+                                            torch.get_num_threads())
+        result["llama_cpp"] = {"seconds": round(dt, 2), "answers_per_s": round(len(ans) / dt, 2),
+                               "tokens_per_s": round(n_tok / dt, 1), "quant": "GGUF as shipped (Q4_1)"}
+    except ImportError as e:
+        result["llama_cpp"] = {"error": f"llama-cpp-python not importable: {e}"}
+    print(f"llama.cpp: {result['llama_cpp']}", flush=True)
     print(f"naive HF generate (fp32, batch 16 x k={args.k}): {result['naive']['answers_per_s']} answers/s, "
           f"{result['naive']['tokens_per_s']} tok/s")
     print(f"rait hf backend ({result['rait_hf']['dtype']}): {result['rait_hf']['answers_per_s']} answers/s, "

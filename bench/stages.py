@@ -11,15 +11,20 @@ grads = rows / wall), tokens/s and the share of the measured matmul roofline of 
 (2·N FLOP per processed token for inference, 4·N for a LoRA training or gradient step: forward + activation
 backward; N = model parameters), peak RSS.
 
+With ``--baseline REV`` every stage also runs with the ``rait`` package of git revision REV (exported to a
+temporary directory, first on ``PYTHONPATH``), right after the current code's run of the same stage, on its own
+copy of the same data: the "today" column, measured in the same run.
+
 Usage::
 
-    python bench/stages.py [--config configs/demo.yaml] [--n 48] [--out bench/results/stages.json]
+    python bench/stages.py [--config configs/demo.yaml] [--n 48] [--baseline REV] [--out bench/results/stages.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -54,9 +59,12 @@ def needed(plan, wanted: list[str]) -> list[str]:
     return [s for s in plan.stages if s in todo]
 
 
-def run_stage(argv: list[str]) -> dict:
-    """``rait ARGV`` in a fresh process; its wall time and peak RSS."""
-    proc = subprocess.run([sys.executable, str(HERE / "_stage.py"), *argv], capture_output=True, text=True)
+def run_stage(argv: list[str], pythonpath: str | None = None) -> dict:
+    """``rait ARGV`` in a fresh process (with ``pythonpath`` first on the path, if given); wall time, peak RSS."""
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([pythonpath, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    proc = subprocess.run([sys.executable, str(HERE / "_stage.py"), *argv], capture_output=True, text=True, env=env)
     line = [x for x in proc.stdout.splitlines() if x.startswith("STAGE_RESULT ")]
     if proc.returncode or not line:
         raise SystemExit(f"stage failed: rait {' '.join(argv)}\n{proc.stderr[-3000:]}")
@@ -110,6 +118,7 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default=str(HERE.parent / "configs" / "demo.yaml"))
     ap.add_argument("--n", type=int, default=48, help="pool and test items (rehearsal and training rows: n/2)")
     ap.add_argument("--stages", default=",".join(KINDS), help="stage names of the plan to time")
+    ap.add_argument("--baseline", default=None, help="git revision whose rait package gives the 'today' column")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     import torch
@@ -124,21 +133,34 @@ def main(argv=None) -> int:
     del model
     print(cpu_line(), f"| auto dtype: {dtype} | {dtype} matmul {gflops:.0f} GFLOP/s", flush=True)
     res = {"machine": machine(), "config": args.config, "n": args.n, "dtype": str(dtype).replace("torch.", ""),
-           "matmul_gflops": round(gflops, 1), "model_params": params, "stages": {}}
+           "matmul_gflops": round(gflops, 1), "model_params": params, "stages": {}, "stages_today": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        plan = reduced_plan(args.config, args.n, Path(tmp))
-        make_data(plan.cfg.data, plan.root / "data")
+        runs = {"now": (reduced_plan(args.config, args.n, Path(tmp) / "now"), None)}
+        if args.baseline:
+            export = Path(tmp) / "baseline_src"
+            export.mkdir()
+            archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", args.baseline, "rait"],
+                                     capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(export)], input=archive, check=True)
+            runs["today"] = (reduced_plan(args.config, args.n, Path(tmp) / "today"), str(export))
+            res["baseline"] = args.baseline
+        for plan, _ in runs.values():
+            make_data(plan.cfg.data, plan.root / "data")
+        plan = runs["now"][0]
         for name in needed(plan, args.stages.split(",")):
-            st = plan.stages[name]
-            if name == "data" or st.run is not None:
+            if name == "data" or plan.stages[name].run is not None:
                 continue
-            r = run_stage(st.argv)
-            kind = KINDS.get(name)
-            if kind:
+            for label, (pl, path) in runs.items():  # interleaved: the same stage of both versions back to back
+                st = pl.stages[name]
+                r = run_stage(st.argv, path)
+                kind = KINDS.get(name)
+                if not kind:
+                    continue
                 r = describe(kind, st.out, r, tok, params, gflops)
-                res["stages"][name] = {"kind": kind, **r}
-                print(f"{name:>22}: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                                 for k, v in r.items() if k != "rc"), flush=True)
+                res["stages" if label == "now" else "stages_today"][name] = {"kind": kind, **r}
+                print(f"{label:>5} {name:>22}: " + ", ".join(
+                    f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items() if k != "rc"),
+                    flush=True)
     write_result(args.out, res)
     return 0
 

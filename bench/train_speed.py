@@ -94,7 +94,7 @@ def run_variant(name, base, tok, data, args) -> dict:
     t = sum(timer.times[1:])
     n = args.batch_size * args.steps
     return {"variant": name, "s_per_step": t / args.steps, "samples_per_s": n / t, "tokens_per_s": ntok / t,
-            "model_params": base.num_parameters(), "precision": args.precision}
+            "model_params": base.num_parameters(), "precision": args.precision, "batch_size": args.batch_size}
 
 
 def run_trl(model, tok, data, args, timer, ntok, params) -> dict:
@@ -112,7 +112,7 @@ def run_trl(model, tok, data, args, timer, ntok, params) -> dict:
     t = sum(timer.times[1:])
     n = args.batch_size * args.steps
     return {"variant": "trl", "s_per_step": t / args.steps, "samples_per_s": n / t, "tokens_per_s": ntok / t,
-            "model_params": params, "precision": args.precision}
+            "model_params": params, "precision": args.precision, "batch_size": args.batch_size}
 
 
 def main() -> None:
