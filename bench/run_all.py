@@ -13,6 +13,11 @@ Usage::
     python bench/run_all.py                 # all four (~20 min on an idle 2-core AVX2 CPU)
     python bench/run_all.py --only probe    # one of stages, probe, grads, train
     python bench/run_all.py --render-only   # re-render docs from bench/results/*.json
+    python bench/run_all.py --threads 1     # torch threads of every benchmark (default: torch's choice)
+
+``--threads 1`` is the faster setting on a CPU shared with other busy processes: there, 2 OpenMP threads wait for
+each other at every barrier, and a 64-row fp32 matmul ran 7x slower on 2 threads than on 1 (see
+docs/probing.md).
 """
 
 from __future__ import annotations
@@ -33,11 +38,11 @@ from _doc import DOC, markers, write_section  # noqa: E402
 #: the code before issue 17's work: the "today" column
 BASELINE = "f27074c"
 BENCHES = {
-    "stages": ["stages.py", "--n", "32", "--baseline", BASELINE, "--out", str(RESULTS / "stages.json")],
-    "probe": ["probe_speed.py", "--data", "builtin:facts/id", "--n", "24", "--k", "6", "--max-new-tokens", "16",
+    "stages": ["stages.py", "--n", "16", "--baseline", BASELINE, "--out", str(RESULTS / "stages.json")],
+    "probe": ["probe_speed.py", "--data", "builtin:facts/id", "--n", "12", "--k", "6", "--max-new-tokens", "16",
               "--temperature", "0.5", "--out", str(RESULTS / "probe_speed.json")],
-    "grads": ["grads_speed.py", "--n", "32", "--dim", "512", "--out", str(RESULTS / "grads_speed.json")],
-    "train": ["train_speed.py", "--steps", "2", "--batch-size", "16", "--variants", "weighted,hf,trl",
+    "grads": ["grads_speed.py", "--n", "16", "--dim", "512", "--out", str(RESULTS / "grads_speed.json")],
+    "train": ["train_speed.py", "--steps", "2", "--batch-size", "8", "--variants", "weighted,hf,trl",
               "--json", str(RESULTS / "train_speed.json")],
 }
 START, END = markers("speed")
@@ -138,11 +143,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=sorted(BENCHES), action="append")
     ap.add_argument("--render-only", action="store_true")
+    ap.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of every benchmark")
     args = ap.parse_args()
+    import os
+
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
     if not args.render_only:
         t0 = time.time()
         info = machine()
+        if args.threads:
+            info["torch_threads"] = args.threads
         for name in args.only or list(BENCHES):
             cmd = [sys.executable, str(HERE / BENCHES[name][0]), *BENCHES[name][1:]]
             print("$", " ".join(cmd), flush=True)

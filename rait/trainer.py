@@ -155,7 +155,8 @@ def per_sample_losses(model: Any, inputs: dict[str, torch.Tensor], trim_logits: 
     """
     b, t, sample, n = sample_of_target(inputs)
     fwd = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
-    head = model.get_output_embeddings() if trim_logits else None
+    inner = getattr(model, "module", model)  # DistributedDataParallel wraps the model
+    head = inner.get_output_embeddings() if trim_logits else None
     handle = None
     if head is not None:
         def gather(mod, args):
