@@ -98,6 +98,8 @@ def describe(kind: str, out: Path, r: dict, tok, params: int, gflops: float) -> 
         flop = None
     elif kind == "train":
         m = json.loads((out / "manifest.json").read_text())
+        if "data" not in m:  # rait rehearse: its training run's manifest is under model/
+            m = json.loads((out / "model" / "manifest.json").read_text())
         n_rows, epochs = m["data"]["rows"], m["config"]["epochs"]
         train_rows = read_jsonl(m["data"]["path"])
         ntok = sum(len(tok.apply_chat_template(x["messages"], tokenize=True)) for x in train_rows)
