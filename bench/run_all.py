@@ -66,6 +66,8 @@ def stage_rows(st: dict) -> list[str]:
         key, u = unit[now["kind"]]
         old = st.get("stages_today", {}).get(name, {})
         ratio = now[key] / old[key] if old.get(key) else None
+        if now["kind"] == "train" and "token_count" not in now:  # results of a version that miscounted tokens
+            now = {**now, "roofline_share": None}
         rows.append(f"| {name} ({now['kind']}, {now['items']} items) | {_f(old.get(key))} {u} | {_f(now[key])} {u} "
                     f"| **{_f(ratio)}×** | {now['seconds']:.0f} s / {_f(old.get('seconds'), '{:.0f}')} s "
                     f"| {now['peak_rss_mb'] / 1024:.2f} / {_f(old.get('peak_rss_mb') and old['peak_rss_mb'] / 1024)} GB "

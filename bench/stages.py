@@ -102,10 +102,10 @@ def describe(kind: str, out: Path, r: dict, tok, params: int, gflops: float) -> 
             m = json.loads((out / "model" / "manifest.json").read_text())
         n_rows, epochs = m["data"]["rows"], m["config"]["epochs"]
         train_rows = read_jsonl(m["data"]["path"])
-        ntok = sum(len(tok.apply_chat_template(x["messages"], tokenize=True)) for x in train_rows)
+        ntok = _tokens(tok, [tok.apply_chat_template(x["messages"], tokenize=False) for x in train_rows])
         r.update(items=n_rows, epochs=epochs, samples_per_s=n_rows * epochs / s,
                  samples_per_s_in_trainer=m.get("samples_per_s"), batch_size=m["config"]["batch_size"],
-                 tokens_per_row_mean=ntok / n_rows)
+                 tokens_per_row_mean=ntok / n_rows, token_count="rendered chat template")
         flop = 4 * params * ntok * epochs
     else:  # grads
         m = json.loads((out / "manifest.json").read_text())
