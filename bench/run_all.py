@@ -80,7 +80,7 @@ def peer_rows(probe, train, grads) -> list[str]:
     rows = []
     if probe:
         q = f"probe sampling ({probe['n_questions']} q × k={probe['k']}, ≤{probe['max_new_tokens']} tok, T={probe['temperature']})"
-        rows.append(f"| {q} | naive HF `generate` loop (fp32) | {probe['naive']['answers_per_s']} answers/s | 1.00× |")
+        rows.append(f"| {q} | naive HF `generate` loop (fp32) | {probe['naive']['answers_per_s']} answers/s | 1.00× | |")
         r = probe["rait_hf"]
         rows.append(f"| {q} | rait `hf` sampler ({r['dtype']}) | {r['answers_per_s']} answers/s | "
                     f"{probe['speedup_answers_per_s']}× | {r['roofline_fraction']:.1%} of the {probe['matmul_dtype']} roofline |")
@@ -89,7 +89,9 @@ def peer_rows(probe, train, grads) -> list[str]:
             rows.append(f"| {q} | llama.cpp (`llama-cpp-python`, {lc['quant']}) | {lc['answers_per_s']} answers/s | "
                         f"{lc['answers_per_s'] / probe['naive']['answers_per_s']:.2f}× | |")
         else:
-            rows.append(f"| {q} | llama.cpp | not run: {lc.get('error', 'no result')} | | |")
+            rows.append(f"| {q} | llama.cpp | not run: {lc.get('error', 'no result')} | | "
+                        "`pip install llama-cpp-python` compiles llama.cpp from the sdist; on the shared 2-core "
+                        "AVX2 machine (2026-12-02) that build had not finished after 30 min and was stopped |")
     if train:
         by = {x["variant"]: x for x in train}
         base = by.get("hf", {}).get("samples_per_s")
@@ -123,7 +125,9 @@ def render() -> str:
                   f"\"today\" = the code at {st.get('baseline', '–')}, run right after the current code on each stage. "
                   "Stage wall time includes model loading, the certainty embedder and saving, as a user waits for it. "
                   "Roofline share: 2·N FLOP per prompt + generated token (probe), 4·N per trained token (train), "
-                  "N = model parameters, over the measured matmul rate.", "",
+                  "N = model parameters, over the measured matmul rate. Each stage ran once per version at these small sizes, "
+                  "where fixed costs (model load, certainty embedder, saving) dominate the wall time; on this shared "
+                  "machine two such pairs of the probe stage gave 0.77× and 0.90×.", "",
                   "| stage | today | now | ratio | wall now / today | peak RSS now / today | roofline share |",
                   "| --- | --- | --- | --- | --- | --- | --- |", *stage_rows(st), ""]
     probe, train, grads = _load("probe_speed.json"), _load("train_speed.json"), _load("grads_speed.json")
