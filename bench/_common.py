@@ -12,18 +12,35 @@ from typing import Any
 import torch
 
 
-def machine() -> dict[str, Any]:
-    """CPU model, cores, torch threads, GPU (if any), date."""
-    cpu = platform.processor()
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+
+
+def cpu_info() -> tuple[str, list[str]]:
+    """CPU model name and which of the instruction sets that decide matmul speed it exposes."""
+    cpu, flags = platform.processor(), set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
                 break
     except OSError:
         pass
+    return cpu, [f for f in ISA_FLAGS if f in flags]
+
+
+def cpu_line() -> str:
+    """One line naming the CPU and its instruction sets (printed with every figure)."""
+    cpu, isa = cpu_info()
+    return f"CPU: {cpu}, {os.cpu_count()} cores, torch {torch.get_num_threads()} threads, ISA: {' '.join(isa) or 'none of ' + '/'.join(ISA_FLAGS)}"
+
+
+def machine() -> dict[str, Any]:
+    """CPU model and instruction sets, cores, torch threads, GPU (if any), date."""
+    cpu, isa = cpu_info()
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu": cpu, "isa": isa, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M"),
     }

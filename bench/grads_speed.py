@@ -64,11 +64,16 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
+    ap.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float32"),
+                    help="auto: bf16 only where this CPU runs it fast (never forced on an AVX2-only CPU)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
+    if args.dtype == "auto":
+        from rait.models import resolve_dtype
+
+        args.dtype = str(resolve_dtype("auto")).replace("torch.", "")
     if args.threads:
         torch.set_num_threads(args.threads)
     from rait.models import load_model

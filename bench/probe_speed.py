@@ -3,7 +3,7 @@
 Naive loop: ``model.generate`` per batch of 16 prompts with ``num_return_sequences=k``, fp32, stop at newline via
 ``stop_strings`` but finished rows stay in the batch until the whole batch is done (no early drop), prompts padded
 to the batch's longest. rait: :class:`rait.generation.hf.HFBackend` (prefix-shared KV cache, early drop, length
-buckets, bf16 where fast). Both use the probe's prompt (the papers' 3-shot BASIC2 chat prompt), the same k,
+buckets, the dtype ``auto`` picks: bf16 only where this CPU runs it fast). Both use the probe's prompt (the papers' 3-shot BASIC2 chat prompt), the same k,
 temperature and max new tokens. Also checks that greedy outputs of the two paths are identical in fp32.
 
 Usage::
@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, matmul_gflops, write_result  # noqa: E402
+from _common import cpu_line, machine, matmul_gflops, write_result  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "triviaqa" / "train.jsonl"
 
@@ -44,6 +44,30 @@ def naive_generate(model, tok, prompts, k, max_new_tokens, temperature, greedy=F
             text = tok.decode(ids, skip_special_tokens=True)
             answers.append(text.split("\n")[0].strip())
     return answers, n_tokens
+
+
+def llama_cpp_generate(prompts, k, max_new_tokens, temperature, threads):
+    """llama.cpp (``llama-cpp-python``) on the GGUF the default model ships in: k completions per prompt, same
+    max tokens, temperature and newline stop; its KV cache reuses the shared prompt prefix between the k samples.
+    Returns (answers, generated tokens, seconds) or raises ImportError when the package is absent."""
+    import importlib.util
+
+    from llama_cpp import Llama
+
+    from rait.models import DEFAULT_GGUF, DEFAULT_PACKAGE
+
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    gguf = Path(list(spec.submodule_search_locations)[0]) / DEFAULT_GGUF
+    llm = Llama(model_path=str(gguf), n_ctx=2048, n_threads=threads, n_batch=512, verbose=False, seed=0)
+    answers, n_tok = [], 0
+    t = time.perf_counter()
+    for p in prompts:
+        for j in range(k):
+            out = llm.create_completion(p, max_tokens=max_new_tokens, temperature=temperature, top_p=1.0, top_k=0,
+                                        min_p=0.0, stop=["\n"], seed=j)
+            answers.append(out["choices"][0]["text"].strip())
+            n_tok += out["usage"]["completion_tokens"]
+    return answers, n_tok, time.perf_counter() - t
 
 
 def main() -> int:
@@ -70,7 +94,10 @@ def main() -> int:
     prompts = [oeqa_prompt(it, tok, pcfg) for it in items]
     result = {"machine": machine(), "n_questions": len(items), "k": args.k, "max_new_tokens": args.max_new_tokens,
               "temperature": args.temperature}
-    result["bf16_matmul_gflops"] = round(matmul_gflops(torch.bfloat16), 1)
+    dtype = resolve_dtype("auto")  # never a dtype this CPU emulates slowly (bf16 on AVX2-only CPUs)
+    result["matmul_dtype"] = str(dtype).replace("torch.", "")
+    result["matmul_gflops"] = round(matmul_gflops(dtype, n=1024), 1)
+    print(cpu_line(), f"| auto dtype {result['matmul_dtype']}: {result['matmul_gflops']} GFLOP/s", flush=True)
 
     # Greedy equality in fp32 (naive HF generate vs rait backend).
     fast32 = HFBackend(model32, tok, batch_size=args.batch_size)
@@ -89,7 +116,6 @@ def main() -> int:
     print(f"naive: {result['naive']}", flush=True)
     del fast32, model32
 
-    dtype = resolve_dtype("auto")
     model, tok = load_model(args.model, dtype=dtype)
     fast = HFBackend(model, tok, batch_size=args.batch_size)
     if dtype != torch.float32:  # is the fast dtype safe as the default? compare its greedy answers with fp32
@@ -112,14 +138,22 @@ def main() -> int:
         "dtype": str(dtype).replace("torch.", ""), "seconds": round(dt, 2), "answers_per_s": round(n_ans / dt, 2),
         "tokens_per_s": round(tok_rate, 1), "mean_answer_tokens": round(n_tok / n_ans, 2),
         # useful work = prompt prefill once per question + generated tokens
-        "roofline_fraction": round((prompt_tok + n_tok) / dt * gflop_per_token / result["bf16_matmul_gflops"], 3),
+        "roofline_fraction": round((prompt_tok + n_tok) / dt * gflop_per_token / result["matmul_gflops"], 3),
     }
     result["speedup_answers_per_s"] = round(result["rait_hf"]["answers_per_s"] / result["naive"]["answers_per_s"], 2)
+    try:
+        ans, n_tok, dt = llama_cpp_generate(prompts, args.k, args.max_new_tokens, args.temperature,
+                                            torch.get_num_threads())
+        result["llama_cpp"] = {"seconds": round(dt, 2), "answers_per_s": round(len(ans) / dt, 2),
+                               "tokens_per_s": round(n_tok / dt, 1), "quant": "GGUF as shipped (Q4_1)"}
+    except ImportError as e:
+        result["llama_cpp"] = {"error": f"llama-cpp-python not importable: {e}"}
+    print(f"llama.cpp: {result['llama_cpp']}", flush=True)
     print(f"naive HF generate (fp32, batch 16 x k={args.k}): {result['naive']['answers_per_s']} answers/s, "
           f"{result['naive']['tokens_per_s']} tok/s")
     print(f"rait hf backend ({result['rait_hf']['dtype']}): {result['rait_hf']['answers_per_s']} answers/s, "
-          f"{result['rait_hf']['tokens_per_s']} tok/s, {result['rait_hf']['roofline_fraction']:.1%} of bf16 roofline "
-          f"({result['bf16_matmul_gflops']} GFLOP/s)")
+          f"{result['rait_hf']['tokens_per_s']} tok/s, {result['rait_hf']['roofline_fraction']:.1%} of the "
+          f"{result['matmul_dtype']} matmul roofline ({result['matmul_gflops']} GFLOP/s)")
     print(f"speedup: {result['speedup_answers_per_s']}x; greedy identical (fp32): "
           f"{result['greedy_identical_fp32']}/{len(items)}")
     write_result(args.out, result)

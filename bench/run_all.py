@@ -1,12 +1,23 @@
-"""Run the speed benchmarks (probe, grads, train) one after another and write the speed section of
-``docs/benchmarks.md`` from their JSON results, with the machine description and date. Every figure in the
-table comes from the JSON files this run wrote.
+"""Run the speed benchmarks one after another and write the speed section of ``docs/benchmarks.md`` from their
+JSON results, with the CPU (model and instruction sets) they ran on. Every figure in the section comes from the
+JSON files this run wrote.
+
+* ``stages``: the demo's stages as ``rait run`` executes them (bench/stages.py, reduced sizes), the current code
+  and the ``--baseline`` revision's code ("today") interleaved stage by stage.
+* ``probe``: naive HF ``generate`` loop vs rait's sampler vs llama.cpp, the demo's probe settings, same questions.
+* ``train``: rait's trainer vs the stock HF ``Trainer`` loss vs TRL ``SFTTrainer`` (padding-free), same rows.
+* ``grads``: LESS-style batch-1 gradient loop vs rait's batched per-sample gradients.
 
 Usage::
 
-    python bench/run_all.py                 # all three, default sizes (~15-25 min on a 2-core CPU)
-    python bench/run_all.py --only probe    # one of probe, grads, train
+    python bench/run_all.py                 # all four (~20 min on an idle 2-core AVX2 CPU)
+    python bench/run_all.py --only probe    # one of stages, probe, grads, train
     python bench/run_all.py --render-only   # re-render docs from bench/results/*.json
+    python bench/run_all.py --threads 1     # torch threads of every benchmark (default: torch's choice)
+
+``--threads 1`` is the faster setting on a CPU shared with other busy processes: there, 2 OpenMP threads wait for
+each other at every barrier, and a 64-row fp32 matmul ran 7x slower on 2 threads than on 1 (see
+docs/probing.md).
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -23,82 +35,107 @@ sys.path.insert(0, str(HERE))
 from _common import machine  # noqa: E402
 from _doc import DOC, markers, write_section  # noqa: E402
 
+#: the code before issue 17's work: the "today" column
+BASELINE = "f27074c"
 BENCHES = {
-    "probe": ["probe_speed.py", "--out", str(RESULTS / "probe_speed.json")],
-    "grads": ["grads_speed.py", "--n", "64", "--dim", "512", "--out", str(RESULTS / "grads_speed.json")],
-    "train": ["train_speed.py", "--json", str(RESULTS / "train_speed.json")],
+    "stages": ["stages.py", "--n", "16", "--baseline", BASELINE, "--out", str(RESULTS / "stages.json")],
+    "probe": ["probe_speed.py", "--data", "builtin:facts/id", "--n", "12", "--k", "6", "--max-new-tokens", "16",
+              "--temperature", "0.5", "--out", str(RESULTS / "probe_speed.json")],
+    "grads": ["grads_speed.py", "--n", "16", "--dim", "512", "--out", str(RESULTS / "grads_speed.json")],
+    "train": ["train_speed.py", "--steps", "2", "--batch-size", "8", "--variants", "weighted,hf,trl",
+              "--json", str(RESULTS / "train_speed.json")],
 }
 START, END = markers("speed")
 
 
-def model_params(r: dict) -> int:
-    """Parameters of the benchmarked model: from the JSON, else counted on the default model (results written
-    before the field existed)."""
-    if r.get("model_params"):
-        return int(r["model_params"])
-    from rait.models import load_model
-
-    return load_model("default", dtype="float32", device="cpu")[0].num_parameters()
+def _load(name: str):
+    p = RESULTS / name
+    return json.loads(p.read_text()) if p.exists() else None
 
 
-def roofline(tokens_per_s: float, params: int, gflops: float | None) -> str:
-    """Share of the measured bf16 matmul rate used by LoRA fwd + activation bwd (4 FLOP per parameter and token;
-    frozen weights get no weight gradient)."""
-    if not gflops:
-        return ""
-    return f"{tokens_per_s * 4 * params / 1e9 / gflops:.1%} of bf16 roofline (4·N FLOP/token)"
+def _f(x, fmt="{:.2f}") -> str:
+    return "–" if x is None else fmt.format(x)
 
 
-def measured_on() -> dict:
-    """Machine and date of the measurements: machine.json of the last full run, else the probe result's own."""
-    if (RESULTS / "machine.json").exists():
-        return json.loads((RESULTS / "machine.json").read_text())
-    probe = RESULTS / "probe_speed.json"
-    if probe.exists() and "machine" in json.loads(probe.read_text()):
-        m = json.loads(probe.read_text())["machine"]
-        return {**m, "date": f"{m['date']} (date of the probe run; the others ran after it)"}
-    return {**machine(), "date": "unknown (no machine.json)"}
+def stage_rows(st: dict) -> list[str]:
+    """Rows of the stage table: now vs today per stage, with peak RSS and roofline share."""
+    unit = {"probe": ("answers_per_s", "answers/s"), "eval": ("questions_per_s", "questions/s"),
+            "train": ("samples_per_s", "samples/s"), "grads": ("samples_per_s", "samples/s")}
+    rows = []
+    for name, now in st["stages"].items():
+        key, u = unit[now["kind"]]
+        old = st.get("stages_today", {}).get(name, {})
+        ratio = now[key] / old[key] if old.get(key) else None
+        if now["kind"] == "train" and "token_count" not in now:  # results of a version that miscounted tokens
+            now = {**now, "roofline_share": None}
+        rows.append(f"| {name} ({now['kind']}, {now['items']} items) | {_f(old.get(key))} {u} | {_f(now[key])} {u} "
+                    f"| **{_f(ratio)}×** | {now['seconds']:.0f} s / {_f(old.get('seconds'), '{:.0f}')} s "
+                    f"| {now['peak_rss_mb'] / 1024:.2f} / {_f(old.get('peak_rss_mb') and old['peak_rss_mb'] / 1024)} GB "
+                    f"| {_f(now.get('roofline_share'), '{:.1%}')} |")
+    return rows
+
+
+def peer_rows(probe, train, grads) -> list[str]:
+    """Rows of the peer table (same model, questions / rows and settings within each block)."""
+    rows = []
+    if probe:
+        q = f"probe sampling ({probe['n_questions']} q × k={probe['k']}, ≤{probe['max_new_tokens']} tok, T={probe['temperature']})"
+        rows.append(f"| {q} | naive HF `generate` loop (fp32) | {probe['naive']['answers_per_s']} answers/s | 1.00× | |")
+        r = probe["rait_hf"]
+        rows.append(f"| {q} | rait `hf` sampler ({r['dtype']}) | {r['answers_per_s']} answers/s | "
+                    f"{probe['speedup_answers_per_s']}× | {r['roofline_fraction']:.1%} of the {probe['matmul_dtype']} roofline |")
+        lc = probe.get("llama_cpp", {})
+        if "answers_per_s" in lc:
+            rows.append(f"| {q} | llama.cpp (`llama-cpp-python`, {lc['quant']}) | {lc['answers_per_s']} answers/s | "
+                        f"{lc['answers_per_s'] / probe['naive']['answers_per_s']:.2f}× | |")
+        else:
+            rows.append(f"| {q} | llama.cpp | not run: {lc.get('error', 'no result')} | | "
+                        "`pip install llama-cpp-python` compiles llama.cpp from the sdist; on the shared 2-core "
+                        "AVX2 machine (2026-12-02) that build had not finished after 30 min and was stopped |")
+    if train:
+        by = {x["variant"]: x for x in train}
+        base = by.get("hf", {}).get("samples_per_s")
+        names = {"hf": "stock HF `Trainer` (full logits, padded)", "weighted": "rait weighted trainer",
+                 "trl": "TRL `SFTTrainer` (completion-only, padding_free)"}
+        for v, label in names.items():
+            if v in by:
+                rows.append(f"| LoRA SFT step (batch of {by[v].get('batch_size', '')} short QA rows) | {label} | "
+                            f"{by[v]['samples_per_s']:.2f} samples/s | {_f(base and by[v]['samples_per_s'] / base)}× | |")
+    if grads:
+        g = f"per-sample LoRA gradients ({grads['n']} rows, {grads['lora_params']:,} dims → {grads['dim']})"
+        rows.append(f"| {g} | LESS-style batch-1 loop + dense projection | {grads['loop_samples_per_s']:.2f} samples/s | 1.00× | |")
+        rows.append(f"| {g} | rait batched hooks (batch {grads['batch_size']}) | {grads['batched_samples_per_s']:.2f} "
+                    f"samples/s | **{grads['speedup']:.1f}×** | min cosine vs loop {grads['min_cosine']:.4f} |")
+    return rows
 
 
 def render() -> str:
     """Markdown of the speed results found in bench/results/."""
-    lines = [START, "## Speed (measured by `python bench/run_all.py`)", ""]
-    m = measured_on()
-    lines += [f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, GPU: {m['gpu'] or 'none'}; "
-              f"measured {m['date']}.", "",
-              "| stage | naive baseline | rait | ratio | notes |", "| --- | --- | --- | --- | --- |"]
-    p = RESULTS / "probe_speed.json"
-    gflops = json.loads(p.read_text()).get("bf16_matmul_gflops") if p.exists() else None
-    if p.exists():
-        r = json.loads(p.read_text())
-        lines.append(
-            f"| probe sampling ({r['n_questions']} TriviaQA q × k={r['k']}, ≤{r['max_new_tokens']} tok) | "
-            f"{r['naive']['answers_per_s']} answers/s (HF generate, fp32) | {r['rait_hf']['answers_per_s']} answers/s "
-            f"({r['rait_hf']['dtype']}) | **{r['speedup_answers_per_s']}×** | {r['rait_hf']['tokens_per_s']} tok/s, "
-            f"{r['rait_hf']['roofline_fraction']:.1%} of bf16 matmul roofline ({r['bf16_matmul_gflops']} GFLOP/s); "
-            f"greedy identical fp32: {r['greedy_identical_fp32']}/{r['n_questions']} |")
-    g = RESULTS / "grads_speed.json"
-    if g.exists():
-        r = json.loads(g.read_text())
-        lines.append(
-            f"| per-sample LoRA gradients ({r['n']} items, {r['lora_params']:,} LoRA dims → {r['dim']}) | "
-            f"{r['loop_samples_per_s']:.2f} samples/s (LESS-style batch-1 loop + dense projection) | "
-            f"{r['batched_samples_per_s']:.2f} samples/s (batched hooks, batch {r['batch_size']}) | "
-            f"**{r['speedup']:.1f}×** | features agree: min cosine {r['min_cosine']:.4f}; "
-            + roofline(r["batched_samples_per_s"] * r["tokens_per_row_mean"], model_params(r), gflops) + " |")
-    t = RESULTS / "train_speed.json"
-    if t.exists():
-        rs = {x["variant"]: x for x in json.loads(t.read_text())}
-        if "hf" in rs and "weighted" in rs:
-            ov = (rs["plain"]["samples_per_s"] / rs["weighted"]["samples_per_s"] - 1) * 100 if "plain" in rs else None
-            lines.append(
-                f"| SFT step (LoRA, short QA rows) | {rs['hf']['samples_per_s']:.2f} samples/s "
-                "(stock HF Trainer loss) | "
-                f"{rs['weighted']['samples_per_s']:.2f} samples/s (weighted loss, trimmed logits) | "
-                f"**{rs['weighted']['samples_per_s'] / rs['hf']['samples_per_s']:.2f}×** | "
-                + (f"weighted vs plain overhead {ov:+.1f} %; " if ov is not None else "")
-                + roofline(rs["weighted"]["tokens_per_s"], model_params(rs["weighted"]), gflops) + " |")
-    lines += ["", END]
+    m = _load("machine.json") or machine()
+    lines = [START, "## Speed (measured by `python bench/run_all.py`)", "",
+             f"CPU: {m['cpu']} ({', '.join(m.get('isa', [])) or 'ISA not recorded'}), {m['cores']} cores, torch "
+             f"{m['torch']} ({m['torch_threads']} threads), GPU: {m['gpu'] or 'none'}; measured {m['date']}"
+             + (f"; the whole run took {m['wall_min']:.1f} min" if m.get("wall_min") else "") + ". "
+             "The machine is shared: absolute rates vary with other load; the ratios compare runs made back to back.",
+             ""]
+    st = _load("stages.json")
+    if st:
+        lines += [f"### Demo stages as `rait run` executes them (`configs/demo.yaml`, {st['n']} pool/test items, "
+                  f"dtype `auto` = {st['dtype']}, {st['dtype']} matmul {st['matmul_gflops']} GFLOP/s)", "",
+                  f"\"today\" = the code at {st.get('baseline', '–')}, run right after the current code on each stage. "
+                  "Stage wall time includes model loading, the certainty embedder and saving, as a user waits for it. "
+                  "Roofline share: 2·N FLOP per prompt + generated token (probe), 4·N per trained token (train), "
+                  "N = model parameters, over the measured matmul rate. Each stage ran once per version at these small sizes, "
+                  "where fixed costs (model load, certainty embedder, saving) dominate the wall time; on this shared "
+                  "machine two such pairs of the probe stage gave 0.77× and 0.90×.", "",
+                  "| stage | today | now | ratio | wall now / today | peak RSS now / today | roofline share |",
+                  "| --- | --- | --- | --- | --- | --- | --- |", *stage_rows(st), ""]
+    probe, train, grads = _load("probe_speed.json"), _load("train_speed.json"), _load("grads_speed.json")
+    if probe or train or grads:
+        lines += ["### Peers, side by side (same model, items and settings within a block)", "",
+                  "| work | implementation | rate | vs first row | notes |", "| --- | --- | --- | --- | --- |",
+                  *peer_rows(probe, train, grads), ""]
+    lines += [END]
     return "\n".join(lines)
 
 
@@ -112,14 +149,24 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=sorted(BENCHES), action="append")
     ap.add_argument("--render-only", action="store_true")
+    ap.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of every benchmark")
     args = ap.parse_args()
+    import os
+
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
     if not args.render_only:
-        (RESULTS / "machine.json").write_text(json.dumps(machine(), indent=2) + "\n")
+        t0 = time.time()
+        info = machine()
+        if args.threads:
+            info["torch_threads"] = args.threads
         for name in args.only or list(BENCHES):
             cmd = [sys.executable, str(HERE / BENCHES[name][0]), *BENCHES[name][1:]]
             print("$", " ".join(cmd), flush=True)
             subprocess.run(cmd, check=True)
+        info["wall_min"] = (time.time() - t0) / 60
+        (RESULTS / "machine.json").write_text(json.dumps(info, indent=2) + "\n")
     write_doc()
     return 0
 

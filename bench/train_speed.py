@@ -8,7 +8,9 @@ the overhead of the weighted loss over the plain one (target <= 5 %).
     .venv/bin/python bench/train_speed.py --model DIR --steps 4 --batch-size 8
 
 "plain" = the same trainer with all weights 1 (the weight multiply and per-sample normalisation still run but
-are O(batch)); "hf" = the stock ``transformers.Trainer`` loss (token mean over full logits), for reference.
+are O(batch)); "hf" = the stock ``transformers.Trainer`` loss (token mean over full logits), for reference;
+"trl" = TRL's ``SFTTrainer`` with its best CPU settings on the same rows as prompt-completion pairs
+(completion-only loss, ``padding_free=True``: one packed row per batch, as TRL recommends), same LoRA model.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ def run_variant(name, base, tok, data, args) -> dict:
                               save_strategy="no", disable_tqdm=True, logging_steps=1000,
                               train_sampling_strategy="sequential")
     timer = Timer()
+    if name == "trl":
+        return run_trl(model, tok, data, args, timer, ntok, base.num_parameters())
     if name == "hf":
         from transformers import DataCollatorForSeq2Seq
 
@@ -90,7 +94,25 @@ def run_variant(name, base, tok, data, args) -> dict:
     t = sum(timer.times[1:])
     n = args.batch_size * args.steps
     return {"variant": name, "s_per_step": t / args.steps, "samples_per_s": n / t, "tokens_per_s": ntok / t,
-            "model_params": base.num_parameters(), "precision": args.precision}
+            "model_params": base.num_parameters(), "precision": args.precision, "batch_size": args.batch_size}
+
+
+def run_trl(model, tok, data, args, timer, ntok, params) -> dict:
+    """TRL's SFTTrainer on the same rows (prompt-completion form: loss on the completion only)."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    ds = Dataset.from_list([{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in data])
+    cfg = SFTConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=args.batch_size,
+                    max_steps=args.steps + 1, learning_rate=1e-4, use_cpu=not torch.cuda.is_available(),
+                    bf16=args.precision == "bf16", report_to="none", save_strategy="no", disable_tqdm=True,
+                    logging_steps=1000, padding_free=True, max_length=None, train_sampling_strategy="sequential")
+    tr = SFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok, callbacks=[timer.cb])
+    tr.train()
+    t = sum(timer.times[1:])
+    n = args.batch_size * args.steps
+    return {"variant": "trl", "s_per_step": t / args.steps, "samples_per_s": n / t, "tokens_per_s": ntok / t,
+            "model_params": params, "precision": args.precision, "batch_size": args.batch_size}
 
 
 def main() -> None:
@@ -98,10 +120,15 @@ def main() -> None:
     p.add_argument("--model", default="default", help="model spec (default: the embedded SmolLM2-135M)")
     p.add_argument("--steps", type=int, default=4, help="timed optimizer steps per variant")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--precision", default="bf16", choices=("bf16", "fp32"))
-    p.add_argument("--variants", default="plain,weighted,weighted_full,hf")
+    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
+                   help="auto: bf16 only where this CPU runs it fast (never forced on an AVX2-only CPU)")
+    p.add_argument("--variants", default="plain,weighted,weighted_full,hf,trl")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
+    if args.precision == "auto":
+        from rait.models import bf16_supported
+
+        args.precision = "bf16" if bf16_supported() else "fp32"
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()

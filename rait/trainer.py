@@ -88,12 +88,34 @@ class ListDataset(torch.utils.data.Dataset):
 
 
 class WeightedCollator:
-    """Left-pads ``input_ids``/``labels``, builds ``attention_mask``, ``position_ids`` and ``weight``."""
+    """Left-pads ``input_ids``/``labels``, builds ``attention_mask``, ``position_ids`` and ``weight``.
 
-    def __init__(self, pad_token_id: int):
+    With ``padding_free`` the rows are concatenated into one row instead (no padding at all): ``position_ids``
+    restart at 0 for every row, there is no ``attention_mask`` (transformers then masks attention block-diagonally
+    per row, detected from the positions) and ``seq_idx`` gives each token's row. The losses are the same as with
+    padding; the saving is the padded share of the batch.
+
+    >>> c = WeightedCollator(0, padding_free=True)
+    >>> b = c([{"input_ids": [5, 6, 7], "labels": [-100, -100, 7]}, {"input_ids": [8, 9], "labels": [-100, 9]}])
+    >>> b["position_ids"].tolist(), b["seq_idx"].tolist()
+    ([[0, 1, 2, 0, 1]], [[0, 0, 0, 1, 1]])
+    """
+
+    def __init__(self, pad_token_id: int, padding_free: bool = False):
         self.pad = int(pad_token_id)
+        self.padding_free = padding_free
 
     def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        weight = torch.tensor([float(f.get("weight", 1.0)) for f in features], dtype=torch.float32)
+        if self.padding_free:
+            labels = []
+            for f in features:  # a row's first token is predicted by nothing in its own row
+                labels += [IGNORE] + list(f["labels"][1:])
+            ids = [t for f in features for t in f["input_ids"]]
+            pos = [p for f in features for p in range(len(f["input_ids"]))]
+            seq = [i for i, f in enumerate(features) for _ in f["input_ids"]]
+            return {"input_ids": torch.tensor([ids]), "position_ids": torch.tensor([pos]),
+                    "labels": torch.tensor([labels]), "seq_idx": torch.tensor([seq]), "weight": weight}
         n = max(len(f["input_ids"]) for f in features)
         ids = torch.full((len(features), n), self.pad, dtype=torch.long)
         labels = torch.full((len(features), n), IGNORE, dtype=torch.long)
@@ -104,7 +126,6 @@ class WeightedCollator:
             labels[i, n - k:] = torch.tensor(f["labels"])
             mask[i, n - k:] = 1
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        weight = torch.tensor([float(f.get("weight", 1.0)) for f in features], dtype=torch.float32)
         return {"input_ids": ids, "attention_mask": mask, "position_ids": pos, "labels": labels, "weight": weight}
 
 
@@ -114,28 +135,46 @@ def accepts_logits_to_keep(model: Any) -> bool:
     return "logits_to_keep" in inspect.signature(base.forward).parameters
 
 
-def per_sample_losses(model: Any, inputs: dict[str, torch.Tensor], trim_logits: bool = True):
-    """Token CE of every completion token: returns ``(token_loss [B, K], token_mask [B, K])``.
+def sample_of_target(inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Positions ``(b, t)`` whose next token carries a label, the sample of each, and the number of samples."""
+    tgt = inputs["labels"][:, 1:]
+    b, t = (tgt != IGNORE).nonzero(as_tuple=True)
+    if "seq_idx" in inputs:  # padding-free: one row holding several samples
+        seq = inputs["seq_idx"]
+        return b, t, seq[b, t + 1], int(seq.max()) + 1
+    return b, t, b, tgt.shape[0]
 
-    With ``trim_logits`` (only for models that accept ``logits_to_keep``, see
-    :func:`accepts_logits_to_keep`), logits are computed only for the last K
-    positions, K = the longest completion + 1 in the (left-padded) batch.
+
+def per_sample_losses(model: Any, inputs: dict[str, torch.Tensor], trim_logits: bool = True):
+    """Summed completion-token CE and completion-token count of every sample: ``(loss_sum [N], n_tokens [N])``.
+
+    With ``trim_logits`` the vocabulary projection (``lm_head``: 49k x 576 for SmolLM2) runs only on the hidden
+    states of positions that predict a completion token, gathered into one contiguous block by a pre-hook on the
+    output embedding; prompt positions, which carry no loss, get no logits. Without it, logits are computed at
+    every position (the stock forward) and then gathered: same losses, more work.
     """
-    labels = inputs["labels"]
-    shift = labels[:, 1:]
+    b, t, sample, n = sample_of_target(inputs)
     fwd = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
-    keep = labels.shape[1]
-    if trim_logits:
-        has = (labels != IGNORE).any(0).nonzero()
-        first = int(has[0]) if len(has) else labels.shape[1] - 1
-        keep = max(1, labels.shape[1] - first + 1)
-        fwd["logits_to_keep"] = keep
-    logits = model(**fwd, use_cache=False).logits  # [B, keep, V]: positions L-keep .. L-1
-    logits = logits[:, :-1]  # the last position predicts nothing
-    tgt = shift[:, shift.shape[1] - logits.shape[1]:]
-    tok_loss = F.cross_entropy(logits.float().transpose(1, 2), tgt.clamp(min=0), reduction="none")
-    tmask = (tgt != IGNORE).to(tok_loss.dtype)
-    return tok_loss * tmask, tmask
+    inner = getattr(model, "module", model)  # DistributedDataParallel wraps the model
+    head = inner.get_output_embeddings() if trim_logits else None
+    handle = None
+    if head is not None:
+        def gather(mod, args):
+            return (args[0][b.to(args[0].device), t.to(args[0].device)].unsqueeze(0),) + tuple(args[1:])
+
+        handle = head.register_forward_pre_hook(gather)
+    try:
+        logits = model(**fwd, use_cache=False).logits
+    finally:
+        if handle is not None:
+            handle.remove()
+    logits = logits[0] if head is not None else logits[b, t]  # [M, V]
+    target = inputs["labels"][b, t + 1].to(logits.device)
+    tok_loss = F.cross_entropy(logits.float(), target, reduction="none")
+    sample = sample.to(tok_loss.device)
+    loss_sum = torch.zeros(n, dtype=tok_loss.dtype, device=tok_loss.device).index_add(0, sample, tok_loss)
+    n_tok = torch.zeros(n, dtype=tok_loss.dtype, device=tok_loss.device).index_add(0, sample, torch.ones_like(tok_loss))
+    return loss_sum, n_tok
 
 
 class WeightedTrainer(Trainer):
@@ -145,6 +184,8 @@ class WeightedTrainer(Trainer):
         loss_reduction: ``sample_mean`` (each sample's token-mean loss × weight, averaged over samples) or
             ``token_mean`` (token losses × their sample's weight, averaged over tokens; HF's reduction).
         trim_logits: compute the vocabulary projection only on positions that predict completion tokens.
+
+    Batches may be padded or padding-free (see :class:`WeightedCollator`).
     """
 
     loss_is_scaled_for_ga = True
@@ -155,11 +196,15 @@ class WeightedTrainer(Trainer):
         self.loss_reduction = loss_reduction
         self.trim_logits = trim_logits
         super().__init__(*args, **kw)
-        self.trim_logits = trim_logits and accepts_logits_to_keep(self.model)
+        self.trim_logits = trim_logits and self.model.get_output_embeddings() is not None
 
     def _count(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         lab = batch["labels"][:, 1:] != IGNORE
-        return lab.sum() if self.loss_reduction == "token_mean" else lab.any(1).sum()
+        if self.loss_reduction == "token_mean":
+            return lab.sum()
+        if "seq_idx" in batch:  # padding-free: samples with at least one completion token
+            return torch.tensor(len(torch.unique(batch["seq_idx"][:, 1:][lab])))
+        return lab.any(1).sum()
 
     def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> torch.Tensor | None:
         """Samples (or completion tokens) in the global effective batch: all micro-batches, all processes."""
@@ -172,14 +217,13 @@ class WeightedTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D102
         weight = inputs.pop("weight", None)
-        tok_loss, tmask = per_sample_losses(model, inputs, self.trim_logits)
-        w = torch.ones(tok_loss.shape[0], device=tok_loss.device) if weight is None else weight.to(tok_loss)
+        loss_sum, ntok = per_sample_losses(model, inputs, self.trim_logits)
+        w = torch.ones(loss_sum.shape[0], device=loss_sum.device) if weight is None else weight.to(loss_sum)
         if self.loss_reduction == "token_mean":
-            total = (tok_loss.sum(1) * w).sum()
-            local_n = tmask.sum()
+            total = (loss_sum * w).sum()
+            local_n = ntok.sum()
         else:
-            ntok = tmask.sum(1)
-            total = (tok_loss.sum(1) / ntok.clamp(min=1) * w).sum()
+            total = (loss_sum / ntok.clamp(min=1) * w).sum()
             local_n = (ntok > 0).sum()
         if num_items_in_batch is None:  # evaluation / direct call: normalise by this micro-batch
             loss = total / local_n.clamp(min=1)

@@ -90,6 +90,29 @@ def test_bf16_supported_is_bool():
     assert isinstance(models.bf16_supported(), bool)
 
 
+def test_auto_dtype_follows_a_cached_measurement(monkeypatch, tmp_path):
+    """`auto` picks bf16 only where a measured bf16 matmul is not slower than fp32; measured once per CPU."""
+    monkeypatch.setenv("RAIT_CACHE", str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    calls = []
+    speeds = {torch.float32: 1.0, torch.bfloat16: 75.0}  # AVX2-only CPU: emulated bf16
+
+    def fake(dtype, n=256, reps=3):
+        calls.append(dtype)
+        return speeds[dtype]
+
+    monkeypatch.setattr(models, "measure_matmul", fake)
+    assert resolve_dtype("auto") is torch.float32
+    assert len(calls) == 2 and (tmp_path / "cpu_dtype.json").exists()
+    assert resolve_dtype("auto") is torch.float32 and len(calls) == 2  # cached: no second measurement
+    (tmp_path / "cpu_dtype.json").write_text("{not json")  # a broken cache is measured again
+    speeds[torch.bfloat16] = 0.3  # AMX CPU
+    assert resolve_dtype("auto") is torch.bfloat16 and len(calls) == 4
+    monkeypatch.setattr(models, "_cpu_id", lambda: "another cpu")  # another CPU: measured again
+    speeds[torch.bfloat16] = 75.0
+    assert resolve_dtype("auto") is torch.float32 and len(calls) == 6
+
+
 # ----------------------------------------------------------------------------- bad specs
 def test_missing_dir(tmp_path):
     with pytest.raises(ModelError, match=r"not 'default', a \.gguf file, a model directory or an HF hub id"):

@@ -63,10 +63,42 @@ def test_tokenize_row_masks_prompt_and_keeps_eot(tok):
 def test_trimmed_logits_equal_full(tok):
     model = make_tiny_model(tok)
     b = batch(tok, rows())
+    calls = []
+    h = model.get_output_embeddings().register_forward_hook(lambda m, i, o: calls.append(i[0].shape))
     a, ma = per_sample_losses(model, b, trim_logits=True)
     f, mf = per_sample_losses(model, b, trim_logits=False)
-    assert a.shape[1] < f.shape[1]
-    torch.testing.assert_close(a.sum(1) / ma.sum(1), f.sum(1) / mf.sum(1), rtol=1e-5, atol=1e-6)
+    h.remove()
+    n_targets = int((b["labels"][:, 1:] != IGNORE).sum())
+    assert calls[0][:2] == (1, n_targets) and calls[1][:2] == tuple(b["input_ids"].shape)  # lm_head rows: M vs B x T
+    torch.testing.assert_close(a, f, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ma, mf)
+
+
+def padfree_batch(tok, rs):
+    return WeightedCollator(tok.pad_token_id, padding_free=True)([tokenize_row(tok, r) for r in rs])
+
+
+def test_padding_free_equals_padded(tok):
+    """One concatenated row with restarting positions gives each sample the same loss as the padded batch."""
+    model = make_tiny_model(tok)
+    b, p = batch(tok, rows()), padfree_batch(tok, rows())
+    assert p["input_ids"].shape[1] == int(b["attention_mask"].sum()) < b["input_ids"].numel()
+    for trim in (True, False):
+        a, ma = per_sample_losses(model, b, trim_logits=trim)
+        c, mc = per_sample_losses(model, p, trim_logits=trim)
+        torch.testing.assert_close(c, a, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(mc, ma)
+
+
+@pytest.mark.parametrize("reduction", ["sample_mean", "token_mean"])
+def test_padding_free_same_loss_and_gradient(tmp_path, tok, reduction):
+    """The trainer's loss and gradient of a step are the same with and without padding (weights included)."""
+    r = rows([1.0, 2.5, 0.5, 1.0, 0.0])
+    tr = make_trainer(tmp_path, tok, bs=5, reduction=reduction)
+    l1, g1 = grads_of(tr, [batch(tok, r)])
+    l2, g2 = grads_of(tr, [padfree_batch(tok, r)])
+    assert l1 == pytest.approx(l2, rel=1e-5)
+    torch.testing.assert_close(g2, g1, rtol=1e-4, atol=1e-6)
 
 
 def test_all_ones_equals_plain_sft(tmp_path, tok):

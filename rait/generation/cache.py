@@ -28,3 +28,71 @@ def keep_freed_memory() -> bool:
     ok_mmap = libc.mallopt(m_mmap_threshold, 1 << 30)
     ok_trim = libc.mallopt(m_trim_threshold, (1 << 31) - 1)
     return bool(ok_mmap and ok_trim)
+
+
+def _dynamic_layer() -> type:
+    from transformers.cache_utils import DynamicLayer
+
+    return DynamicLayer
+
+
+class ReservedLayer(_dynamic_layer()):  # type: ignore[misc]
+    """A KV-cache layer whose storage for ``capacity`` positions is allocated once, at the prefill.
+
+    transformers' ``DynamicLayer`` grows by ``torch.cat`` every decoding step, which copies the whole cache (for
+    k samples of a 3-shot prompt: ~190 rows x ~200 positions x 30 layers) and holds two copies at the peak. This
+    layer writes each new position into its reserved slot and hands attention a view of the filled part, so a
+    step copies only the new keys/values and the peak is one cache. Batch repeat / select (prefix sharing, early
+    drop) work as in ``DynamicLayer``.
+
+    >>> import torch
+    >>> lay = ReservedLayer(capacity=4)
+    >>> k, v = lay.update(torch.ones(2, 1, 3, 8), torch.ones(2, 1, 3, 8))
+    >>> k, v = lay.update(torch.zeros(2, 1, 1, 8), torch.zeros(2, 1, 1, 8))
+    >>> tuple(k.shape), lay.get_seq_length(), float(k[:, :, 3].abs().sum())
+    ((2, 1, 4, 8), 4, 0.0)
+    """
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = int(capacity)
+        self.length = 0
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        import torch
+
+        n = key_states.shape[-2]
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            b, h, _, d = key_states.shape
+            cap = max(self.capacity, n)
+            self._k = torch.empty((b, h, cap, d), dtype=key_states.dtype, device=key_states.device)
+            self._v = torch.empty((b, h, cap, value_states.shape[-1]), dtype=value_states.dtype,
+                                  device=value_states.device)
+        if self.length + n > self._k.shape[-2]:
+            raise RuntimeError(f"ReservedLayer: {self.length + n} positions exceed the capacity {self._k.shape[-2]}")
+        self._k[:, :, self.length: self.length + n] = key_states
+        self._v[:, :, self.length: self.length + n] = value_states
+        self.length += n
+        self.keys, self.values = self._k[:, :, : self.length], self._v[:, :, : self.length]
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length if self.is_initialized else 0
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        if self.get_seq_length() > 0:
+            self._k, self._v = self._k.repeat_interleave(repeats, dim=0), self._v.repeat_interleave(repeats, dim=0)
+            self.keys, self.values = self._k[:, :, : self.length], self._v[:, :, : self.length]
+
+    def batch_select_indices(self, indices) -> None:
+        if self.get_seq_length() > 0:
+            self._k, self._v = self._k[indices], self._v[indices]
+            self.keys, self.values = self._k[:, :, : self.length], self._v[:, :, : self.length]
+
+
+def reserved_cache(n_layers: int, capacity: int):
+    """A transformers ``Cache`` of :class:`ReservedLayer` layers holding ``capacity`` positions each."""
+    from transformers.cache_utils import Cache
+
+    return Cache(layers=[ReservedLayer(capacity) for _ in range(n_layers)])

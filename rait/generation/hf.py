@@ -29,7 +29,20 @@ from typing import Any, Sequence
 import torch
 
 from rait.generation.base import Completion, SamplingConfig
-from rait.generation.cache import keep_freed_memory
+from rait.generation.cache import keep_freed_memory, reserved_cache
+
+
+def cache_kwarg(model: Any) -> str:
+    """Name of the KV-cache argument (and output field) of ``model.forward``: ``cache`` in transformers >= 5.24,
+    ``past_key_values`` before (deprecated there, removed in 5.40).
+
+    >>> from tests.tiny import make_tiny_model
+    >>> cache_kwarg(make_tiny_model()) in ("cache", "past_key_values")
+    True
+    """
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 class HFBackend:
@@ -40,16 +53,30 @@ class HFBackend:
         tokenizer: its tokenizer.
         batch_size: prompts per prefill batch (rows during decoding = batch_size × n).
         max_rows: cap on decoding rows; ``batch_size`` is reduced for large ``n`` to respect it.
+        max_kv_mb: cap on the KV cache of one batch (rows × (longest prompt + max_new_tokens) positions);
+            ``batch_size`` is reduced to respect it. 3-shot prompts × k samples make the cache, not the weights,
+            the largest allocation: SmolLM2-135M keeps 46 KB per position in fp32.
+        reserve_cache: allocate each batch's KV cache once (:class:`rait.generation.cache.ReservedLayer`)
+            instead of growing it by concatenation every step (models whose layers all use full attention).
     """
 
     name = "hf"
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 32, max_rows: int = 512):
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 32, max_rows: int = 512,
+                 max_kv_mb: float = 1024, reserve_cache: bool = True):
         keep_freed_memory()
         self.model = model
         self.tok = tokenizer
         self.batch_size = batch_size
         self.max_rows = max_rows
+        self.max_kv_mb = max_kv_mb
+        cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+        self._n_layers = int(cfg.num_hidden_layers)
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        self._kv_bytes = 2 * self._n_layers * kv_heads * head_dim * next(model.parameters()).element_size()
+        full = all(t == "full_attention" for t in (getattr(cfg, "layer_types", None) or ["full_attention"]))
+        self.reserve_cache = reserve_cache and full and not getattr(cfg, "sliding_window", None)
         self.device = next(model.parameters()).device
         eos = set()
         for src in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
@@ -64,6 +91,7 @@ class HFBackend:
         self.eos_ids = sorted(eos)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
         self._stop_masks: dict[tuple[str, ...], torch.Tensor] = {}
+        self._cache_kw = cache_kwarg(model)
 
     @classmethod
     def from_spec(cls, spec: str, dtype: str = "auto", device: str | None = None, **kwargs: Any) -> "HFBackend":
@@ -101,16 +129,19 @@ class HFBackend:
             self._stop_masks[stops] = mask.to(self.device)
         return self._stop_masks[stops]
 
+    def _per_batch(self, positions: int, n: int) -> int:
+        """Prompts per batch: ``batch_size``, fewer if n samples each would exceed ``max_rows`` or ``max_kv_mb``."""
+        kv_rows = int(self.max_kv_mb * 2**20 // (self._kv_bytes * max(positions, 1)))
+        return max(1, min(self.batch_size, self.max_rows // max(n, 1), kv_rows // max(n, 1)))
+
     def _batches(self, lengths: Sequence[int], per_batch: int) -> list[list[int]]:
         order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
         return [order[i: i + per_batch] for i in range(0, len(order), per_batch)]
 
     def _forward(self, ids, mask, pos, cache, keep: int = 1):
-        out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True,
-            logits_to_keep=keep,
-        )
-        return out.logits[:, -1, :].float(), out.past_key_values
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=keep,
+                         **{self._cache_kw: cache})
+        return out.logits[:, -1, :].float(), getattr(out, self._cache_kw)
 
     @staticmethod
     def _pick(logits: torch.Tensor, s: SamplingConfig, gen: torch.Generator | None
@@ -156,7 +187,7 @@ class HFBackend:
         encoded = self._encode(prompts)
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
         results: list[list[Completion] | None] = [None] * len(prompts)
-        per_batch = max(1, min(self.batch_size, self.max_rows // max(n, 1)))
+        per_batch = self._per_batch(max((len(e) for e in encoded), default=0) + s.max_new_tokens, n)
         stop_mask = self._stop_mask(tuple(s.stop))
         for batch in self._batches([len(e) for e in encoded], per_batch):
             outs = self._generate_batch([encoded[i] for i in batch], n, s, gen, stop_mask)
@@ -169,7 +200,9 @@ class HFBackend:
 
         ids, mask = self._left_pad(seqs)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits, cache = self._forward(ids, mask, pos, DynamicCache(config=self.model.config))
+        cache = (reserved_cache(self._n_layers, ids.shape[1] + s.max_new_tokens) if self.reserve_cache
+                 else DynamicCache(config=self.model.config))
+        logits, cache = self._forward(ids, mask, pos, cache)
         if n > 1:
             cache.batch_repeat_interleave(n)
             logits = logits.repeat_interleave(n, dim=0)

@@ -379,3 +379,41 @@ def test_vllm_greedy_matches_hf(tiny_model_dir):
     hf = get_backend("hf", str(tiny_model_dir), dtype="float32").generate(prompts, 1, s)
     vl = get_backend("vllm", str(tiny_model_dir), dtype="float32").generate(prompts, 1, s)
     assert hf[0][0].text == vl[0][0].text
+
+
+def test_no_deprecation_warning_from_the_sampler(loaded):
+    """The sampler uses the cache API of the installed transformers (``cache=`` since 5.24, ``past_key_values``
+    before): no FutureWarning / DeprecationWarning while sampling, greedy decoding or scoring."""
+    import warnings
+
+    model, tok = loaded
+    be = HFBackend(model, tok, batch_size=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        be.generate(PROMPTS, n=3, sampling=SamplingConfig(temperature=1.0, max_new_tokens=MAX_NEW), seed=0)
+        be.generate(PROMPTS, n=1, sampling=SamplingConfig(temperature=0.0, max_new_tokens=MAX_NEW))
+        be.next_token_probs(PROMPTS, ["A", "B"])
+        be.last_token_probs(PROMPTS)
+
+
+def test_reserved_cache_gives_the_same_completions(loaded):
+    """The KV cache allocated once per batch decodes exactly what the growing DynamicCache decodes."""
+    model, tok = loaded
+    s = SamplingConfig(temperature=1.0, max_new_tokens=MAX_NEW, logprobs=True)
+    fixed = HFBackend(model, tok, batch_size=2, reserve_cache=True)
+    grown = HFBackend(model, tok, batch_size=2, reserve_cache=False)
+    assert fixed.reserve_cache and not grown.reserve_cache
+    for n, samp in ((3, s), (1, SamplingConfig(temperature=0.0, max_new_tokens=MAX_NEW))):
+        a, b = fixed.generate(PROMPTS, n=n, sampling=samp, seed=1), grown.generate(PROMPTS, n=n, sampling=samp, seed=1)
+        assert [[c.text for c in o] for o in a] == [[c.text for c in o] for o in b]
+
+
+def test_kv_budget_caps_rows_per_batch(loaded):
+    model, tok = loaded
+    be = HFBackend(model, tok, batch_size=32, max_rows=512)
+    assert be._per_batch(positions=100, n=4) == 32
+    per_row = be._kv_bytes * 100  # bytes of one row's cache
+    small = HFBackend(model, tok, batch_size=32, max_kv_mb=per_row * 8 / 2**20)
+    assert small._per_batch(positions=100, n=4) == 2  # 8 rows fit: 2 prompts x 4 samples
+    assert small._per_batch(positions=100, n=16) == 1  # never below one prompt

@@ -1,0 +1,171 @@
+"""Real-stage throughput: the stages of ``rait run CONFIG`` timed exactly as the pipeline runs them, on fewer items.
+
+The run config (default ``configs/demo.yaml``) is loaded with only its sizes reduced (pool, test sets, training
+rows); the pipeline's own :class:`rait.pipeline.Plan` builds every stage's argv (same prompts, few-shot, k, max
+tokens, temperature, certainty, batch sizes, ``auto`` dtype, epochs), and each stage kind of interest runs as
+``rait <argv>`` in a fresh process of its own (``bench/_stage.py``), so its wall time includes what a user waits
+for (model load, certainty embedder, saving) and its peak RSS is its own.
+
+Printed per stage: items, answers/s (probe), questions/s (eval), samples/s (train = rows x epochs / wall;
+grads = rows / wall), tokens/s and the share of the measured matmul roofline of the dtype ``auto`` picks
+(2·N FLOP per processed token for inference, 4·N for a LoRA training or gradient step: forward + activation
+backward; N = model parameters), peak RSS.
+
+With ``--baseline REV`` every stage also runs with the ``rait`` package of git revision REV (exported to a
+temporary directory, first on ``PYTHONPATH``), right after the current code's run of the same stage, on its own
+copy of the same data: the "today" column, measured in the same run.
+
+Usage::
+
+    python bench/stages.py [--config configs/demo.yaml] [--n 48] [--baseline REV] [--out bench/results/stages.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import cpu_line, machine, matmul_gflops, write_result  # noqa: E402
+
+KINDS = {"probe_m0": "probe", "rehearse": "train", "grads": "grads", "eval:init_basic:0:id": "eval",
+         "train:van:0": "train"}
+
+
+def reduced_plan(config: str, n: int, root: Path):
+    """The run's plan with only sizes reduced: ``n`` pool / test items, ``n // 2`` rehearsal and training rows."""
+    from rait.config import load_yaml
+    from rait.pipeline import Plan, RunConfig
+
+    sets = [f"out_root={json.dumps(str(root))}", f"data.n_pool={n}", f"data.n_id={n}", f"data.n_ood={n}",
+            f"rehearse.n={n // 2}", f"build.n_total={n // 2}", "report=false", "methods=[init_basic,van,grait]"]
+    return Plan(load_yaml(RunConfig, config, sets))
+
+
+def needed(plan, wanted: list[str]) -> list[str]:
+    """Stage names to run, in plan order: the wanted ones and their dependencies."""
+    todo, stack = set(), list(wanted)
+    while stack:
+        name = stack.pop()
+        if name not in todo:
+            todo.add(name)
+            stack.extend(plan.stages[name].deps)
+    return [s for s in plan.stages if s in todo]
+
+
+def run_stage(argv: list[str], pythonpath: str | None = None) -> dict:
+    """``rait ARGV`` in a fresh process (with ``pythonpath`` first on the path, if given); wall time, peak RSS."""
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([pythonpath, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    proc = subprocess.run([sys.executable, str(HERE / "_stage.py"), *argv], capture_output=True, text=True, env=env)
+    line = [x for x in proc.stdout.splitlines() if x.startswith("STAGE_RESULT ")]
+    if proc.returncode or not line:
+        raise SystemExit(f"stage failed: rait {' '.join(argv)}\n{proc.stderr[-3000:]}")
+    return json.loads(line[-1].split(" ", 1)[1])
+
+
+def _tokens(tok, texts) -> int:
+    return sum(len(tok.encode(t, add_special_tokens=False)) for t in texts)
+
+
+def describe(kind: str, out: Path, r: dict, tok, params: int, gflops: float) -> dict:
+    """Throughput figures of one finished stage, from its own outputs."""
+    from rait.artifacts import read_jsonl
+
+    s = r["seconds"]
+    if kind == "probe":
+        from rait.data.schema import QAItem
+        from rait.probe import ProbeConfig, oeqa_prompt
+
+        rows = read_jsonl(out / "table.jsonl")
+        cfg = ProbeConfig(**json.loads((out / "plan.json").read_text())["config"])
+        prompts = [oeqa_prompt(QAItem.from_dict(x), tok, cfg) for x in rows]
+        gen = sum(sum(x["n_tokens"]) for x in rows)
+        work = _tokens(tok, prompts) + gen
+        r.update(items=len(rows), answers_per_s=len(rows) * cfg.k / s, gen_tokens_per_s=gen / s,
+                 prompt_tokens_mean=_tokens(tok, prompts) / len(rows), k=cfg.k, batch_size=cfg.batch_size)
+        flop = 2 * params * work
+    elif kind == "eval":
+        rows = read_jsonl(out / "items.jsonl")
+        r.update(items=len(rows), questions_per_s=len(rows) / s)
+        flop = None
+    elif kind == "train":
+        m = json.loads((out / "manifest.json").read_text())
+        if "data" not in m:  # rait rehearse: its training run's manifest is under model/
+            m = json.loads((out / "model" / "manifest.json").read_text())
+        n_rows, epochs = m["data"]["rows"], m["config"]["epochs"]
+        train_rows = read_jsonl(m["data"]["path"])
+        ntok = _tokens(tok, [tok.apply_chat_template(x["messages"], tokenize=False) for x in train_rows])
+        r.update(items=n_rows, epochs=epochs, samples_per_s=n_rows * epochs / s,
+                 samples_per_s_in_trainer=m.get("samples_per_s"), batch_size=m["config"]["batch_size"],
+                 tokens_per_row_mean=ntok / n_rows, token_count="rendered chat template")
+        flop = 4 * params * ntok * epochs
+    else:  # grads
+        m = json.loads((out / "manifest.json").read_text())
+        r.update(items=m["n"], samples_per_s=m["n"] / s, batch_size=m["args"]["batch_size"])
+        flop = None
+    r["roofline_share"] = flop / s / 1e9 / gflops if flop else None
+    return r
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=str(HERE.parent / "configs" / "demo.yaml"))
+    ap.add_argument("--n", type=int, default=48, help="pool and test items (rehearsal and training rows: n/2)")
+    ap.add_argument("--stages", default=",".join(KINDS), help="stage names of the plan to time")
+    ap.add_argument("--baseline", default=None, help="git revision whose rait package gives the 'today' column")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    import torch
+
+    from rait.models import load_model, resolve_dtype
+    from rait.pipeline import make_data
+
+    dtype = resolve_dtype("auto")
+    gflops = matmul_gflops(dtype, n=1024)
+    model, tok = load_model("default", dtype="float32", device="cpu")
+    params = model.num_parameters()
+    del model
+    print(cpu_line(), f"| auto dtype: {dtype} | {dtype} matmul {gflops:.0f} GFLOP/s", flush=True)
+    res = {"machine": machine(), "config": args.config, "n": args.n, "dtype": str(dtype).replace("torch.", ""),
+           "matmul_gflops": round(gflops, 1), "model_params": params, "stages": {}, "stages_today": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {"now": (reduced_plan(args.config, args.n, Path(tmp) / "now"), None)}
+        if args.baseline:
+            export = Path(tmp) / "baseline_src"
+            export.mkdir()
+            archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", args.baseline, "rait"],
+                                     capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(export)], input=archive, check=True)
+            runs["today"] = (reduced_plan(args.config, args.n, Path(tmp) / "today"), str(export))
+            res["baseline"] = args.baseline
+        for plan, _ in runs.values():
+            make_data(plan.cfg.data, plan.root / "data")
+        plan = runs["now"][0]
+        for name in needed(plan, args.stages.split(",")):
+            if name == "data" or plan.stages[name].run is not None:
+                continue
+            for label, (pl, path) in runs.items():  # interleaved: the same stage of both versions back to back
+                st = pl.stages[name]
+                r = run_stage(st.argv, path)
+                kind = KINDS.get(name)
+                if not kind:
+                    continue
+                r = describe(kind, st.out, r, tok, params, gflops)
+                res["stages" if label == "now" else "stages_today"][name] = {"kind": kind, **r}
+                print(f"{label:>5} {name:>22}: " + ", ".join(
+                    f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items() if k != "rc"),
+                    flush=True)
+    write_result(args.out, res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
