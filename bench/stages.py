@@ -123,7 +123,6 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline", default=None, help="git revision whose rait package gives the 'today' column")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    import torch
 
     from rait.models import load_model, resolve_dtype
     from rait.pipeline import make_data

@@ -261,7 +261,8 @@ def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks:
         dataloader_num_workers=0,
     )
     trainer = WeightedTrainer(
-        model=model, args=args, train_dataset=ListDataset(examples), data_collator=WeightedCollator(pad_id, cfg.padding_free),
+        model=model, args=args, train_dataset=ListDataset(examples),
+        data_collator=WeightedCollator(pad_id, cfg.padding_free),
         loss_reduction=cfg.loss_reduction, trim_logits=cfg.trim_logits, callbacks=list(callbacks),
         processing_class=tokenizer,
     )
