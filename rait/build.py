@@ -58,6 +58,10 @@ def read_table(path: str | Path) -> tuple[list[dict[str, Any]], list[int]]:
             raise DataError(path, n, "missing field 'id'")
         if row["id"] in seen:
             raise DataError(path, n, f"duplicate id {row['id']!r} (first on line {seen[row['id']]})")
+        from rait.data.schema import check_table_row
+
+        if check_table_row(row):
+            raise DataError(path, n, f"{check_table_row(row)}; is this a knowledge table written by rait probe?")
         seen[row["id"]] = n
         rows.append(row)
         lines.append(n)
@@ -180,6 +184,10 @@ def run_build(
     """
     res = build_in_memory(method, table_path, cfg_overrides, rehearsed_path, config_path)
     out = Path(out_dir)
+    from rait.safety import check_overwrite  # never replace another method's (or the user's) files
+
+    check_overwrite(out, ["train.jsonl", "decisions.jsonl", "summary.json"], lambda m: m.get("stage") == "build"
+                    and m.get("method") == res["method"].name, f"training set of method {res['method'].name!r}")
     out.mkdir(parents=True, exist_ok=True)
     _write(out / "train.jsonl", "".join(_line(r) for r in res["rows"]))
     _write(out / "decisions.jsonl", "".join(_line(d) for d in res["decisions"].values()))

@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from rait.config import ConfigError, check_choices, option, to_dict
-from rait.data.schema import QAItem
+from rait.data.schema import QAItem, check_table_row
 from rait.errors import DataError, RaitError
 from rait.prompts import build_messages
+from rait.safety import atomic_write
 from rait.train import TrainConfig, add_stage_parser, sha256, train, versions
 
 
@@ -129,6 +130,9 @@ def read_table(path: str | Path) -> list[dict[str, Any]]:
             raise DataError(path, i, "OEQA row without 'answers'")
         if _kind(row) == "mcqa" and not row.get("gold"):
             raise DataError(path, i, "MCQA row without 'gold'")
+        problem = check_table_row(row)
+        if problem:
+            raise DataError(path, i, f"{problem}; is this a knowledge table written by rait probe?")
         rows.append(row)
     return rows
 
@@ -142,9 +146,7 @@ def rehearse(cfg: RehearseConfig, model: Any = None, tokenizer: Any = None) -> P
     out.mkdir(parents=True, exist_ok=True)
     picked, info = select(read_table(cfg.table), cfg)
     data = out / "rehearsal.jsonl"
-    with open(data, "w") as f:
-        for r in picked:
-            f.write(json.dumps(training_row(r), ensure_ascii=False) + "\n")
+    atomic_write(data, "".join(json.dumps(training_row(r), ensure_ascii=False) + "\n" for r in picked))
     tcfg = dataclasses.replace(cfg.train, data=str(data), model=cfg.model, out=str(out / "model"),
                                save_optimizer=cfg.save_optimizer or cfg.train.save_optimizer)
     if tcfg.save_optimizer and tcfg.method == "lora" and tcfg.save == "merged":
@@ -157,7 +159,7 @@ def rehearse(cfg: RehearseConfig, model: Any = None, tokenizer: Any = None) -> P
                     "table": {"path": cfg.table, "sha256": sha256(cfg.table)},
                     "rehearsal_sha256": sha256(data), "model_dir": str(final),
                     "versions": versions(), "wall_s": round(time.time() - t0, 2)}
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return final
 
 

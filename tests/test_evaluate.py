@@ -196,7 +196,7 @@ def test_bootstrap_cis(tmp_path, tok):
 
 
 def test_empty_dataset(tmp_path, tok):
-    with pytest.raises(RaitError, match="no items to evaluate"):
+    with pytest.raises(RaitError, match="no records: the file is empty"):
         evaluate(_cfg(tmp_path, _data(tmp_path, [])), backend=FakeBackend(tok, {}, []), progress=False)
 
 

@@ -138,7 +138,11 @@ def test_loss_decreases(tmp_path, tiny_model_dir):
 def test_bad_inputs(tmp_path, tiny_model_dir):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"messages": []}\n{"oops": 1}\n')
-    with pytest.raises(DataError, match="bad.jsonl:2"):
+    with pytest.raises(DataError, match="bad.jsonl:1: field 'messages' is list"):
+        train(cfg_for(tmp_path, tiny_model_dir, "x", data=str(bad)))
+    bad.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
+                   '{"oops": 1}\n')
+    with pytest.raises(DataError, match="bad.jsonl:2: missing field 'messages'"):
         train(cfg_for(tmp_path, tiny_model_dir, "x", data=str(bad)))
     bad.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], '
                    '"weight": -1}\n')

@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from rait.data.schema import QAItem
+from rait.data.schema import QAItem, check_table_row
 from rait.errors import DataError, RaitError
 from rait.gradients.similarity import gram_to_file, l2_normalize
 from rait.prompts import build_messages, refusal_for
@@ -51,6 +51,9 @@ def read_table(path: str | Path) -> list[dict[str, Any]]:
         for key in ("id", "question", "correctness"):
             if key not in row:
                 raise DataError(path, i, f"missing field {key!r}")
+        problem = check_table_row(row)
+        if problem:
+            raise DataError(path, i, f"{problem}; is this a knowledge table written by rait probe?")
         rows.append(row)
     ids = [r["id"] for r in rows]
     if len(set(ids)) != len(ids):
@@ -75,9 +78,9 @@ def label_conversations(table: Sequence[dict[str, Any]], threshold: float = 0.5,
 
 
 def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    from rait.safety import atomic_write
+
+    atomic_write(path, data)
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
@@ -85,9 +88,15 @@ def _atomic_json(path: Path, obj: Any) -> None:
 
 
 def _atomic_npy(path: Path, arr: np.ndarray) -> None:
+    from rait.safety import os_error_message
+
     tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
-    np.save(tmp, np.ascontiguousarray(arr, dtype=np.float32))
-    os.replace(tmp, path)
+    try:
+        np.save(tmp, np.ascontiguousarray(arr, dtype=np.float32))
+        os.replace(tmp, path)
+    except OSError as e:  # e.g. a full disk: leave no partial file behind
+        tmp.unlink(missing_ok=True)
+        raise os_error_message(e, path) from None
 
 
 def table_hash(table: Sequence[dict[str, Any]], threshold: float, system_prompt: str) -> str:
@@ -139,26 +148,39 @@ def compute(table: Sequence[dict[str, Any]], out: str | Path, make_featurizer: C
     todo = [k for k in range(n_chunks(len(table), shard_size))
             if k % n == i and not (out / "shards" / f"{k:05d}.json").exists()]
     fz = make_featurizer() if todo else None
-    for k in todo:
-        t0 = time.time()
-        s, e = k * shard_size, min(len(table), (k + 1) * shard_size)
-        # identical conversations (idk-labelled rows appear in both sets) are computed once
-        convs, where = [], {}
-        keys = []
-        for c in van[s:e] + idk[s:e]:
-            key = json.dumps(c)
-            if key not in where:
-                where[key] = len(convs)
-                convs.append(c)
-            keys.append(where[key])
-        feats = fz.features(convs)[keys]
-        _atomic_npy(out / "shards" / f"{k:05d}.van.npy", feats[: e - s])
-        _atomic_npy(out / "shards" / f"{k:05d}.idk.npy", feats[e - s:])
-        _atomic_json(out / "shards" / f"{k:05d}.json",
-                     {"chunk": k, "ids": [r["id"] for r in table[s:e]], "rows": len(convs),
-                      "seconds": round(time.time() - t0, 3)})
-        log(f"chunk {k}: items {s}-{e - 1}, {len(convs)} distinct rows, {time.time() - t0:.1f}s")
+    plans = {k: _distinct(van[k * shard_size:(k + 1) * shard_size] + idk[k * shard_size:(k + 1) * shard_size])
+             for k in todo}
+    from rait.progress import bar, track_batches
+
+    with bar(sum(len(p[0]) for p in plans.values()), "grads", unit="row", disable=not todo) as b:
+        for k in todo:
+            t0 = time.time()
+            s, e = k * shard_size, min(len(table), (k + 1) * shard_size)
+            # identical conversations (idk-labelled rows appear in both sets) are computed once
+            convs, keys = plans[k]
+            with track_batches(getattr(fz, "model", None), b, len(convs)):
+                feats = fz.features(convs)[keys]
+            _atomic_npy(out / "shards" / f"{k:05d}.van.npy", feats[: e - s])
+            _atomic_npy(out / "shards" / f"{k:05d}.idk.npy", feats[e - s:])
+            _atomic_json(out / "shards" / f"{k:05d}.json",
+                         {"chunk": k, "ids": [r["id"] for r in table[s:e]], "rows": len(convs),
+                          "seconds": round(time.time() - t0, 3)})
+            b.clear()
+            log(f"chunk {k}: items {s}-{e - 1}, {len(convs)} distinct rows, {time.time() - t0:.1f}s")
+            b.refresh()
     return todo
+
+
+def _distinct(convs: Sequence[Any]) -> tuple[list[Any], list[int]]:
+    """``(distinct conversations, index of each input among them)``."""
+    out, where, keys = [], {}, []
+    for c in convs:
+        key = json.dumps(c)
+        if key not in where:
+            where[key] = len(out)
+            out.append(c)
+        keys.append(where[key])
+    return out, keys
 
 
 def pending(out: str | Path) -> list[int]:
