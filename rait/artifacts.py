@@ -27,11 +27,9 @@ VERSIONED = ("rait", "torch", "transformers", "peft", "trl", "accelerate", "sent
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and rename (readers never see a partial file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    from rait.safety import atomic_write  # fsync, and no temp file left behind on a full disk
+
+    atomic_write(path, text)
 
 
 def dumps_row(row: dict[str, Any]) -> str:

@@ -79,11 +79,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rait import safety
     from rait.progress import setup_logging
 
+    global _outer
     argv, flags = _global_flags(list(sys.argv[1:] if argv is None else argv))
-    verbosity = flags["verbose"] - flags["quiet"]
-    setup_logging(verbosity)
-    if flags["force"]:
-        safety.set_force(True)
+    if _outer is not None:  # a stage run in-process by `rait run` keeps the outer command's settings
+        return _main(argv, _outer)
+    _outer = flags["verbose"] - flags["quiet"]
+    restore = setup_logging(_outer)
+    was_forced = safety._force
+    safety.set_force(was_forced or bool(flags["force"]))
+    try:
+        return _main(argv, _outer)
+    finally:
+        _outer = None
+        safety.set_force(was_forced)
+        restore()
+
+
+_outer: int | None = None  # verbosity of the running main() (stages of `rait run` call main() in-process)
+
+
+def _main(argv: list[str], verbosity: int) -> int:
     first = next((a for a in argv if not a.startswith("-")), None)
     only = first if first in COMMANDS else None
     parser = build_parser(only=only)

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 import warnings
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from tqdm.auto import tqdm
 
@@ -41,13 +42,36 @@ class TqdmHandler(logging.Handler):
             self.handleError(record)
 
 
-def setup_logging(verbosity: int = 0) -> None:
-    """Configure the ``rait`` loggers and warnings for the command line.
+def setup_logging(verbosity: int = 0) -> Callable[[], None]:
+    """Configure the ``rait`` loggers and warnings for the command line; returns a function that undoes it.
 
     Args:
         verbosity: ``-1`` (``-q``: warnings and errors only, no progress bars), ``0`` (info), ``1`` (``-v``: debug).
     """
     global _level
+    names = ("rait", "py.warnings", "transformers", "peft", "accelerate", "datasets", "sentence_transformers")
+    saved = [(lg, lg.handlers, lg.propagate, lg.level) for lg in map(logging.getLogger, names)]
+    saved_level, saved_filters = _level, list(warnings.filters)
+    saved_env = {k: os.environ.get(k) for k in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS")}
+
+    def restore() -> None:
+        global _level
+        _level = saved_level
+        for lg, handlers, propagate, level in saved:
+            lg.handlers, lg.propagate = handlers, propagate
+            lg.setLevel(level)
+        logging.captureWarnings(False)
+        warnings.filters[:] = saved_filters
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if verbosity < 0:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.enable_progress_bar()
+
     _level = verbosity
     handler = TqdmHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbosity > 0
@@ -60,11 +84,18 @@ def setup_logging(verbosity: int = 0) -> None:
     logging.captureWarnings(True)  # warnings.warn(...) -> logger py.warnings -> tqdm.write
     if verbosity <= 0:
         warnings.filterwarnings("once")
+    if verbosity < 0:  # -q: no library bars either (hub downloads, "Loading weights")
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     for lib in ("transformers", "peft", "accelerate", "datasets", "sentence_transformers"):
         lg = logging.getLogger(lib)
         lg.handlers = [handler]
         lg.propagate = False
         lg.setLevel(logging.INFO if verbosity > 0 else logging.WARNING if verbosity == 0 else logging.ERROR)
+    return restore
 
 
 def quiet() -> bool:
