@@ -52,6 +52,9 @@ class EvalConfig:
     reference: str | None = option(None, "eval dir (or metrics.json) of the THS reference (Init-Basic)")
     n_boot: int = option(1000, "bootstrap resamples for CIs (0 = none)")
     seed: int = option(0, "bootstrap seed")
+    export: str | None = option(None, "also write the results in another harness's layout: lm-eval "
+                                      "(OUT/lm-eval/<model>/results_<date>.json, see rait.lm_eval_export)",
+                                choices=(None, "lm-eval"))
 
     def __post_init__(self) -> None:
         check_choices(self)
@@ -187,6 +190,10 @@ def evaluate(cfg: EvalConfig, backend: Any = None, progress: bool = True) -> dic
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True, default=_json_num) + "\n")
     write_manifest(out, "eval", to_dict(cfg), {"data_sha256": sha256_json([it.to_dict() for it in items]),
                                                "reference": cfg.reference}, {"generate": seconds})
+    if cfg.export == "lm-eval":
+        from rait.lm_eval_export import export
+
+        export(out)
     return metrics
 
 
