@@ -77,7 +77,7 @@ def export(eval_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     items = read_jsonl(d / "items.jsonl")
     model = str(metrics.get("model") or cfg.get("model") or "model")
     task = task_name(str(metrics.get("data") or cfg.get("data") or d.name), str(metrics.get("prompt", "basic")))
-    res: dict[str, Any] = {"alias": task}
+    res: dict[str, Any] = {"name": task, "alias": task, "sample_len": len(items)}
     higher: dict[str, Any] = {}
     for key, (name, better) in METRICS.items():
         v, se = _value(metrics.get(key))
@@ -114,6 +114,9 @@ def export(eval_dir: str | Path, out_dir: str | Path | None = None) -> Path:
         "model_name_sanitized": sanitize_model_name(model),
         "total_evaluation_time_seconds": str(metrics.get("seconds", "")),
         "task_hashes": {},
+        "system_instruction": cfg.get("system_prompt"),
+        "fewshot_as_multiturn": False,
+        "transformers_version": (manifest.get("versions") or {}).get("transformers"),
     }
     out = Path(out_dir) if out_dir else d / "lm-eval"
     target = out / sanitize_model_name(model)

@@ -213,7 +213,7 @@ def train_progress(desc: str = "train", every: int = 1) -> Any:
 
 class StageClock:
     """``[k/N] stage (elapsed 3m12s, about 9m left)`` lines for ``rait run``: the estimate is the mean time of the
-    stages run so far times the stages left (no estimate before the first stage ends).
+    stages run so far times the stages left (shown once two stages took 10 s or more together).
 
     >>> c = StageClock(3, now=lambda: 0.0)
     >>> c.start("probe_m0")
@@ -231,7 +231,7 @@ class StageClock:
             self.done_s.append(t - self._started)
         self._started, self.k = t, self.k + 1
         msg = f"[{self.k}/{self.n}] {name} (elapsed {fmt_seconds(t - self.t0)}"
-        if self.done_s:
+        if len(self.done_s) >= 2 and sum(self.done_s) >= 10:  # no estimate from the first, quick stages
             left = sum(self.done_s) / len(self.done_s) * (self.n - self.k + 1)
             msg += f", about {fmt_seconds(left)} left"
         return msg + ")"

@@ -92,8 +92,9 @@ def test_logging_goes_through_tqdm_and_q_v_control_it(capsys):
 
 
 def test_stage_clock_estimates_from_finished_stages():
-    t = iter([0.0, 0.0, 10.0, 30.0])
-    c = StageClock(4, now=lambda: next(t))
-    assert c.start("data") == "[1/4] data (elapsed 0s)"
-    assert c.start("probe_m0") == "[2/4] probe_m0 (elapsed 10s, about 30s left)"
-    assert c.start("train") == "[3/4] train (elapsed 30s, about 30s left)"
+    t = iter([0.0, 0.0, 1.0, 31.0, 61.0])
+    c = StageClock(5, now=lambda: next(t))
+    assert c.start("data") == "[1/5] data (elapsed 0s)"
+    assert c.start("probe_m0") == "[2/5] probe_m0 (elapsed 1s)"  # one quick stage: no estimate yet
+    assert c.start("train") == "[3/5] train (elapsed 31s, about 46s left)"  # (1 + 30) / 2 x 3 stages
+    assert c.start("eval") == "[4/5] eval (elapsed 1m01s, about 41s left)"
