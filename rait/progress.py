@@ -24,7 +24,6 @@ import logging
 import os
 import threading
 import time
-import warnings
 from typing import Any, Callable, Iterator
 
 from tqdm.auto import tqdm
@@ -51,7 +50,7 @@ def setup_logging(verbosity: int = 0) -> Callable[[], None]:
     global _level
     names = ("rait", "py.warnings", "transformers", "peft", "accelerate", "datasets", "sentence_transformers")
     saved = [(lg, lg.handlers, lg.propagate, lg.level) for lg in map(logging.getLogger, names)]
-    saved_level, saved_filters = _level, list(warnings.filters)
+    saved_level = _level
     saved_env = {k: os.environ.get(k) for k in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS")}
 
     def restore() -> None:
@@ -61,7 +60,6 @@ def setup_logging(verbosity: int = 0) -> Callable[[], None]:
             lg.handlers, lg.propagate = handlers, propagate
             lg.setLevel(level)
         logging.captureWarnings(False)
-        warnings.filters[:] = saved_filters
         for k, v in saved_env.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -82,8 +80,6 @@ def setup_logging(verbosity: int = 0) -> Callable[[], None]:
         lg.propagate = False
         lg.setLevel(logging.DEBUG if verbosity > 0 else logging.INFO if verbosity == 0 else logging.WARNING)
     logging.captureWarnings(True)  # warnings.warn(...) -> logger py.warnings -> tqdm.write
-    if verbosity <= 0:
-        warnings.filterwarnings("once")
     if verbosity < 0:  # -q: no library bars either (hub downloads, "Loading weights")
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
         os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"

@@ -177,3 +177,15 @@ def test_check_writable(tmp_path):
         safety.check_writable(f / "sub")
     safety.check_writable(tmp_path / "new" / "dir")
     assert (tmp_path / "new" / "dir").is_dir()
+
+
+def test_force_flag_anywhere_on_the_command_line(monkeypatch):
+    import rait.pipeline as pl
+    from rait.cli import _global_flags, main
+
+    assert _global_flags(["run", "c.yaml", "--force", "-vv", "-q", "--", "-v"]) == (
+        ["run", "c.yaml", "--", "-v"], {"verbose": 2, "quiet": 1, "force": 1})
+    seen = []
+    monkeypatch.setattr(pl, "run", lambda config, overrides=(), dry_run=False: seen.append(safety.forced()))
+    assert main(["run", "c.yaml", "--force"]) == 0 and main(["run", "c.yaml"]) == 0
+    assert seen == [True, False] and not safety.forced()  # scoped to the one command
