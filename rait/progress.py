@@ -10,11 +10,11 @@ not break them.
   with the loss; it starts at the resumed step.
 
 Example:
-    >>> from rait.progress import bar
-    >>> with bar(total=3, desc="demo", disable=True) as b:
+    >>> from rait.progress import bar, fmt_seconds
+    >>> with bar(total=3, desc="demo") as b:  # doctest: +SKIP
     ...     b.update(3)
-    >>> b.n
-    3
+    >>> fmt_seconds(125)
+    '2m05s'
 """
 
 from __future__ import annotations
