@@ -189,3 +189,55 @@ def test_force_flag_anywhere_on_the_command_line(monkeypatch):
     monkeypatch.setattr(pl, "run", lambda config, overrides=(), dry_run=False: seen.append(safety.forced()))
     assert main(["run", "c.yaml", "--force"]) == 0 and main(["run", "c.yaml"]) == 0
     assert seen == [True, False] and not safety.forced()  # scoped to the one command
+
+
+class Kill(BaseException):
+    """Stands in for kill -9: nothing in rait catches it."""
+
+
+def _kill_on_write(monkeypatch, k):
+    real, calls = safety.atomic_write, []
+
+    def write(path, data):
+        calls.append(str(path))
+        if len(calls) == k:
+            raise Kill(path)
+        real(path, data)
+
+    monkeypatch.setattr(safety, "atomic_write", write)
+    return calls
+
+
+def _kill_and_resume(tiny_run, tmp_path, monkeypatch, k):
+    """Run with a kill at the k-th file write, then rerun: the results equal an uninterrupted run's."""
+    from rait.config import load_yaml
+    from rait.pipeline import Plan, RunConfig, execute
+
+    path = _small_run(tiny_run)
+    ref_plan = Plan(load_yaml(RunConfig, path, [f"name=ref{k}"]))
+    execute(ref_plan, log=lambda m: None)
+    plan = Plan(load_yaml(RunConfig, path, [f"name=killed{k}"]))
+    with monkeypatch.context() as mp:
+        calls = _kill_on_write(mp, k)
+        with pytest.raises(Kill):
+            execute(plan, log=lambda m: None)
+    killed_at = calls[-1]
+    safety._release_all()  # the killed process's lock dies with it
+    execute(Plan(load_yaml(RunConfig, path, [f"name=killed{k}"])), log=lambda m: None)
+    ref = json.loads((ref_plan.root / "results.json").read_text())
+    got = json.loads((plan.root / "results.json").read_text())
+    assert got == ref, f"killed at write {k} ({killed_at})"
+    assert not [p for p in plan.root.rglob("*") if safety.is_temp(p.name)]
+
+
+def test_kill_at_a_write_then_resume_gives_the_same_results(tiny_run, tmp_path, monkeypatch):
+    _kill_and_resume(tiny_run, tmp_path, monkeypatch, k=9)  # inside the probe (after its plan, before merge)
+
+
+# writes of the tiny [init_basic, van] run: 1-5 data, 6-14 probe (9 = the 2nd chunk, 12 = table.jsonl), 15-24 the
+# Init-Basic evals (17 = metrics.json), 25-26 build, 27-30 train (28 = checkpoints/rait_run.json, 29 = manifest),
+# 31-40 the van evals, 41-43 aggregate (results.json, run.json, .aggregate.json)
+@pytest.mark.slow
+@pytest.mark.parametrize("k", [3, 12, 17, 28, 29, 33, 41])
+def test_kill_anywhere_then_resume_gives_the_same_results(tiny_run, tmp_path, monkeypatch, k):
+    _kill_and_resume(tiny_run, tmp_path, monkeypatch, k)
