@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
 import threading
 import time
@@ -52,7 +51,6 @@ def setup_logging(verbosity: int = 0) -> Callable[[], None]:
     names = ("rait", "py.warnings", "transformers", "peft", "accelerate", "datasets", "sentence_transformers")
     saved = [(lg, lg.handlers, lg.propagate, lg.level) for lg in map(logging.getLogger, names)]
     saved_level = _level
-    saved_env = {k: os.environ.get(k) for k in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS")}
 
     def restore() -> None:
         global _level
@@ -61,11 +59,6 @@ def setup_logging(verbosity: int = 0) -> Callable[[], None]:
             lg.handlers, lg.propagate = handlers, propagate
             lg.setLevel(level)
         logging.captureWarnings(False)
-        for k, v in saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         if verbosity < 0:
             from transformers.utils import logging as hf_logging
 
@@ -82,8 +75,6 @@ def setup_logging(verbosity: int = 0) -> Callable[[], None]:
         lg.setLevel(logging.DEBUG if verbosity > 0 else logging.INFO if verbosity == 0 else logging.WARNING)
     logging.captureWarnings(True)  # warnings.warn(...) -> logger py.warnings -> tqdm.write
     if verbosity < 0:  # -q: no library bars either (hub downloads, "Loading weights")
-        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
