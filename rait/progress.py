@@ -45,7 +45,8 @@ def setup_logging(verbosity: int = 0) -> Callable[[], None]:
     """Configure the ``rait`` loggers and warnings for the command line; returns a function that undoes it.
 
     Args:
-        verbosity: ``-1`` (``-q``: warnings and errors only, no progress bars), ``0`` (info), ``1`` (``-v``: debug).
+        verbosity: ``-1`` (``-q``: rait's warnings and errors only, no Python warnings from libraries, no progress
+            bars), ``0`` (info), ``1`` (``-v``: debug).
     """
     global _level
     names = ("rait", "py.warnings", "transformers", "peft", "accelerate", "datasets", "sentence_transformers")
@@ -73,6 +74,8 @@ def setup_logging(verbosity: int = 0) -> Callable[[], None]:
         lg.handlers = [handler]
         lg.propagate = False
         lg.setLevel(logging.DEBUG if verbosity > 0 else logging.INFO if verbosity == 0 else logging.WARNING)
+    if verbosity < 0:  # -q: rait's warnings stay, library deprecation chatter goes
+        logging.getLogger("py.warnings").setLevel(logging.ERROR)
     logging.captureWarnings(True)  # warnings.warn(...) -> logger py.warnings -> tqdm.write
     if verbosity < 0:  # -q: no library bars either (hub downloads, "Loading weights")
         from transformers.utils import logging as hf_logging

@@ -232,7 +232,7 @@ def test_bad_invocation(case, tmp_path, tiny_model_dir, capsys, monkeypatch):
         return
     assert rc != 0
     msg = err.strip()
-    assert msg.startswith(f"rait {argv[0]}: error: "), msg
+    assert msg.startswith(f"rait {argv[0]}: error: "), msg  # -q: nothing else on stderr
     assert "\n\n" not in msg and len(msg.splitlines()) <= 3, msg  # one paragraph
     assert __import__("re").search(case.value, msg), f"{case.value!r} not in {msg!r}"
     assert __import__("re").search(case.fix, msg), f"{case.fix!r} not in {msg!r}"
