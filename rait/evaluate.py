@@ -166,6 +166,7 @@ def evaluate(cfg: EvalConfig, backend: Any = None, progress: bool = True) -> dic
         raise RaitError(f"{cfg.data}: no items to evaluate; check the file and --limit")
     reference = load_reference(cfg.reference) if cfg.reference else None
     safety.check_writable(cfg.out)  # before the model loads and every answer is generated
+    safety.clean_stale_temps(cfg.out)
     if backend is None:
         from rait.generation import get_backend
 

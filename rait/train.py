@@ -261,6 +261,7 @@ def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks:
     from rait.progress import train_progress
 
     safety.check_writable(out)  # before the model loads
+    safety.clean_stale_temps(out)  # temporary files of a killed run
     if model is None:
         from rait.models import load_model
 

@@ -140,6 +140,9 @@ def compute(table: Sequence[dict[str, Any]], out: str | Path, make_featurizer: C
     """
     out = Path(out)
     (out / "shards").mkdir(parents=True, exist_ok=True)
+    from rait.safety import clean_stale_temps
+
+    clean_stale_temps(out)  # temporary files of a killed run (those of live shards stay)
     i, n = shard
     config = dict(config, n_items=len(table), shard_size=shard_size, threshold=threshold,
                   system_prompt=system_prompt, table_sha256=table_hash(table, threshold, system_prompt))
