@@ -48,17 +48,25 @@ def setup_logging(verbosity: int = 0) -> Callable[[], None]:
         verbosity: ``-1`` (``-q``: rait's warnings and errors only, no Python warnings from libraries, no progress
             bars), ``0`` (info), ``1`` (``-v``: debug).
     """
-    global _level
+    global _level, _handler
     names = ("rait", "py.warnings", "transformers", "peft", "accelerate", "datasets", "sentence_transformers")
     saved = [(lg, lg.handlers, lg.propagate, lg.level) for lg in map(logging.getLogger, names)]
     saved_level = _level
 
     def restore() -> None:
-        global _level
+        global _level, _handler
         _level = saved_level
+        routed = _handler is not None and _handler in _routed
+        if routed:
+            _routed.discard(_handler)
         for lg, handlers, propagate, level in saved:
-            lg.handlers, lg.propagate = handlers, propagate
+            lg.handlers, lg.propagate = [h for h in handlers if h is not _handler], propagate
             lg.setLevel(level)
+        if routed:  # transformers' own stderr handler comes back
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.enable_default_handler()
+        _handler = None
         logging.captureWarnings(False)
         if verbosity < 0:
             from transformers.utils import logging as hf_logging
@@ -66,7 +74,7 @@ def setup_logging(verbosity: int = 0) -> Callable[[], None]:
             hf_logging.enable_progress_bar()
 
     _level = verbosity
-    handler = TqdmHandler()
+    handler = _handler = TqdmHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbosity > 0
                                            else "%(message)s"))
     for name in ("rait", "py.warnings"):
@@ -87,6 +95,24 @@ def setup_logging(verbosity: int = 0) -> Callable[[], None]:
         lg.propagate = False
         lg.setLevel(logging.INFO if verbosity > 0 else logging.WARNING if verbosity == 0 else logging.ERROR)
     return restore
+
+
+_handler: logging.Handler | None = None  # the handler of setup_logging, while it is in force
+_routed: set = set()
+
+
+def _route_transformers() -> None:
+    """Send transformers' own log records (it installs a stderr handler of its own) through the tqdm handler.
+
+    Done when a bar opens, not in :func:`setup_logging`, so ``rait --help`` does not import transformers.
+    """
+    if _handler is None or _handler in _routed or "transformers.utils.logging" not in sys.modules:
+        return
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_default_handler()
+    hf_logging.add_handler(_handler)
+    _routed.add(_handler)
 
 
 def quiet() -> bool:
@@ -111,6 +137,7 @@ class _Ticker(threading.Thread):
 def bar(total: int | None, desc: str, unit: str = "it", disable: bool = False, initial: int = 0,
         every: float = 2.0) -> Iterator[Any]:
     """A tqdm bar (count, rate, ETA) redrawn at least every ``every`` seconds; off under ``rait -q``."""
+    _route_transformers()
     b = tqdm(total=total, desc=desc, unit=unit, disable=disable or quiet(), initial=initial, dynamic_ncols=True,
              mininterval=0.5, smoothing=0.1)
     ticker = None

@@ -98,3 +98,19 @@ def test_stage_clock_estimates_from_finished_stages():
     assert c.start("probe_m0") == "[2/5] probe_m0 (elapsed 1s)"  # one quick stage: no estimate yet
     assert c.start("train") == "[3/5] train (elapsed 31s, about 46s left)"  # (1 + 30) / 2 x 3 stages
     assert c.start("eval") == "[4/5] eval (elapsed 1m01s, about 41s left)"
+
+
+def test_transformers_own_log_goes_around_the_bar(capsys):
+    from transformers.utils import logging as hf_logging
+
+    restore = setup_logging(0)
+    try:
+        with bar(total=1, desc="b") as b:
+            hf_logging.get_logger("transformers.modeling_utils").warning("a transformers warning")
+            b.update(1)
+        assert hf_logging.get_logger().handlers == [__import__("rait.progress").progress._handler]
+    finally:
+        restore()
+    err = capsys.readouterr().err
+    assert err.count("a transformers warning") == 1  # once, through tqdm.write, not also by transformers' handler
+    assert hf_logging._default_handler in hf_logging.get_logger().handlers  # restored
