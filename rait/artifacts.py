@@ -49,19 +49,25 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, an unwritable directory: one line naming the file
+        from rait.safety import os_error_message
+
+        raise os_error_message(e, path) from None
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (:func:`atomic_path`)."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+    """Write ``data`` to ``path`` atomically: temporary sibling, fsync, rename (:func:`rait.safety.atomic_write`:
+    a full disk or an unwritable directory is a one-line error naming the path, and no temporary file is left)."""
+    from rait.safety import atomic_write
+
+    atomic_write(path, data)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_path`)."""
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write_bytes`)."""
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
@@ -204,6 +210,8 @@ def read_table(path: str | Path, required: Sequence[str] = ("id",)) -> Knowledge
     ...
     rait.errors.DataError: ...table.jsonl:2: duplicate id 'q1' (first on line 1)
     """
+    from rait.data.schema import check_table_row
+
     path = Path(path)
     table = KnowledgeTable(path)
     seen: dict[Any, int] = {}
@@ -213,6 +221,9 @@ def read_table(path: str | Path, required: Sequence[str] = ("id",)) -> Knowledge
                 raise DataError(path, n, f"missing field {key!r}")
         if row["id"] in seen:
             raise DataError(path, n, f"duplicate id {row['id']!r} (first on line {seen[row['id']]})")
+        problem = check_table_row(row)
+        if problem:
+            raise DataError(path, n, f"{problem}; is this a knowledge table written by rait probe?")
         seen[row["id"]] = n
         table.rows.append(row)
         table.lines.append(n)

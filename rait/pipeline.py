@@ -297,6 +297,14 @@ def make_data(d: DataSection, out: Path) -> None:
 
 def execute(plan: Plan, dry_run: bool = False, log: Callable[[str], None] = print) -> dict[str, float]:
     """Run every stage that is not done; returns seconds per executed stage."""
+    from rait import safety
+
+    safety.confined(plan.cfg.out_root, plan.cfg.name)
+    if not dry_run:
+        safety.acquire(plan.root)  # one process per run directory; released at exit
+    from rait.progress import StageClock
+
+    clock = StageClock(sum(not plan.done(st) for st in plan.stages.values()))
     timings: dict[str, float] = {}
     for st in plan.stages.values():
         if plan.done(st):
@@ -308,15 +316,20 @@ def execute(plan: Plan, dry_run: bool = False, log: Callable[[str], None] = prin
         started = st.out / ".stage-started.json"
         if st.name != "aggregate" and st.out.exists() and (
                 not started.exists() or json.loads(started.read_text()).get("key") != st.key):
-            shutil.rmtree(st.out)  # outputs of other settings: start clean (same key: resume inside the stage)
+            # outputs of other settings: start clean, deleting only what rait wrote (same key: resume inside)
+            safety.clear_stage_dir(st.out, *safety.stage_record(st.out), f"settings of stage {st.name} changed", log=log)
         if st.name != "aggregate":
+            safety.clean_stale_temps(st.out, log)
             atomic_write_text(started, json.dumps({"key": st.key}) + "\n")
-        log(f"[run ] {st.name}")
+        log(clock.start(st.name))
         t0 = time.time()
         st.fn()
         timings[st.name] = round(time.time() - t0, 2)
-        atomic_write_text(plan._marker(st), json.dumps({"key": st.key, "seconds": timings[st.name],
-                                                       "config": spec(st.cfg)}, sort_keys=True) + "\n")
+        atomic_write_text(plan._marker(st), json.dumps({
+            "key": st.key, "seconds": timings[st.name], "config": spec(st.cfg),
+            "files": safety.list_files(st.out) if st.name != "aggregate" else None}, sort_keys=True) + "\n")
+    if not dry_run:
+        safety.release(plan.root)
     return timings
 
 

@@ -247,10 +247,15 @@ def probe(cfg: ProbeConfig, backend: Any = None, progress: bool = True) -> Path 
     Returns:
         The path of the merged table, or None if other shards still have chunks to do.
     """
-    from tqdm import tqdm
+    from rait import safety
+    from rait.progress import bar, track_batches
 
     out = Path(cfg.out)
     items = load_items(cfg)
+    safety.check_writable(out)  # before a model is loaded
+    lock = f".rait-shard-{cfg.shard.replace('/', 'of')}.lock"
+    safety.acquire(out, lock)  # one process per shard of a probe directory
+    safety.clean_stale_temps(out, log.info)
     n_chunks = (len(items) + cfg.chunk_size - 1) // cfg.chunk_size
     mine = [c for c in range(n_chunks) if c % cfg.shard_count == cfg.shard_index]
     todo = [c for c in mine if not chunk_path(out, c).exists()]
@@ -261,17 +266,19 @@ def probe(cfg: ProbeConfig, backend: Any = None, progress: bool = True) -> Path 
             from rait.generation import get_backend
 
             backend = get_backend(cfg.backend, cfg.model, dtype=cfg.dtype, batch_size=cfg.batch_size)
-        bar = tqdm(total=sum(min(cfg.chunk_size, len(items) - c * cfg.chunk_size) for c in todo),
-                   desc=f"probe {cfg.shard}", unit="q", disable=not progress)
-        for c in todo:
-            chunk = items[c * cfg.chunk_size: (c + 1) * cfg.chunk_size]
-            rows = probe_chunk(chunk, backend, cfg, seed=cfg.seed * 1_000_003 + c)
-            atomic_write_text(chunk_path(out, c), "".join(dumps_row(r) + "\n" for r in rows))
-            bar.update(len(chunk))
-        bar.close()
+        total = sum(min(cfg.chunk_size, len(items) - c * cfg.chunk_size) for c in todo)
+        with bar(total, f"probe {cfg.shard}", unit="q", disable=not progress) as b:
+            for c in todo:
+                chunk = items[c * cfg.chunk_size: (c + 1) * cfg.chunk_size]
+                with track_batches(getattr(backend, "model", None), b, len(chunk)):
+                    rows = probe_chunk(chunk, backend, cfg, seed=cfg.seed * 1_000_003 + c)
+                atomic_write_text(chunk_path(out, c), "".join(dumps_row(r) + "\n" for r in rows))
     _record_timing(out, cfg.shard, time.time() - t0, len(todo))
-    if all(chunk_path(out, c).exists() for c in range(n_chunks)):
-        return merge(out)
+    try:
+        if all(chunk_path(out, c).exists() for c in range(n_chunks)):
+            return merge(out)
+    finally:
+        safety.release(out, lock)
     log.info("shard %s done; waiting for other shards before merging", cfg.shard)
     return None
 

@@ -260,7 +260,7 @@ def make_report(run_dir: str | Path, out: str | Path | None = None, max_items: i
     Returns:
         ``(report.md path, report.html path)``.
     """
-    from rait.report_html import render_page, table_html
+    from rait.report_html import browser_data, render_page, table_html
     from rait.report_plots import chessboard_png, plane_png
 
     if max_items < 0 or bins < 1:
@@ -356,7 +356,7 @@ def make_report(run_dir: str | Path, out: str | Path | None = None, max_items: i
                         ("Knowledge-state chessboard", "training labels over M0 correctness and certainty", board,
                          board_note),
                         ("Knowledge curve", "P_c and P_r per popularity decile", curve, NOTES["curve"])],
-                       eval_items(run, max_items))
+                       browser_data(run, max_items))
     html_path = out / "report.html"
     atomic_write_text(html_path, page)
     return md_path, html_path

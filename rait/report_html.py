@@ -5,7 +5,7 @@ Nothing is loaded from the network: figures are ``data:`` URIs and the per-item 
 
 Example:
     >>> from rait.report_html import render_page
-    >>> page = render_page("demo", "<p>x</p>", [], {"combos": []})
+    >>> page = render_page("demo", "<p>x</p>", [], {"groups": []})
     >>> page.startswith("<!DOCTYPE html>") and 'id="items-data"' in page
     True
 """
@@ -29,7 +29,8 @@ tr.ref td{background:#fafafa;font-style:italic}
 img.fig{max-width:100%;height:auto;border:1px solid #eee}
 .note{color:#666;font-size:.85em}
 #controls{margin:.5em 0;display:flex;gap:14px;flex-wrap:wrap;align-items:center}
-#items td{max-width:420px;overflow-wrap:anywhere}
+#items td{max-width:420px;overflow-wrap:anywhere}#items td.ans{min-width:140px}
+.meta2{font-size:.8em;color:#555;margin-top:2px}
 .v-correct{color:#1a7f37}.v-wrong{color:#c62828}.v-refuse{color:#6a4fb3}.v-fail_parse{color:#9a6700}
 .l-van{color:#1f5fbf}.l-idk{color:#c0392b}.l-dropped{color:#777}
 """
@@ -38,49 +39,82 @@ JS = r"""
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("items-data").textContent);
-  var sel = document.getElementById("combo");
+  var sel = document.getElementById("group");
+  var mbox = document.getElementById("methods");
+  var head = document.querySelector("#items thead tr");
   var body = document.querySelector("#items tbody");
   var status = document.getElementById("status");
-  var boxes = Array.prototype.slice.call(document.querySelectorAll("input.vf"));
+  var vboxes = Array.prototype.slice.call(document.querySelectorAll("input.vf"));
   var search = document.getElementById("search");
-  data.combos.forEach(function (c, i) {
+  var disagree = document.getElementById("disagree");
+  var shownMethods = {};
+  data.groups.forEach(function (g, i) {
     var o = document.createElement("option");
     o.value = String(i);
-    o.textContent = c.method + " / seed " + c.seed + " / " + c.test + " (" + c.n + " items)";
+    o.textContent = g.test + " / seed " + g.seed + " (" + g.methods.length + " methods, " + g.n + " items)";
     sel.appendChild(o);
   });
-  function cell(tr, text, cls) {
-    var td = document.createElement("td");
-    td.textContent = text;
-    if (cls) { td.className = cls; }
-    tr.appendChild(td);
+  function el(tag, text, cls) {
+    var e = document.createElement(tag);
+    if (text !== undefined && text !== null) { e.textContent = text; }
+    if (cls) { e.className = cls; }
+    return e;
+  }
+  function methodBoxes(g) {
+    while (mbox.firstChild) { mbox.removeChild(mbox.firstChild); }
+    g.methods.forEach(function (m) {
+      if (!shownMethods.hasOwnProperty(m)) { shownMethods[m] = true; }
+      var l = el("label"), b = el("input");
+      b.type = "checkbox"; b.className = "mf"; b.value = m; b.checked = shownMethods[m];
+      b.addEventListener("change", function () { shownMethods[m] = b.checked; render(); });
+      l.appendChild(b); l.appendChild(document.createTextNode(" " + m + " "));
+      mbox.appendChild(l);
+    });
   }
   function render() {
     while (body.firstChild) { body.removeChild(body.firstChild); }
-    var c = data.combos[Number(sel.value)];
-    if (!c) { status.textContent = "no evaluated items in this run"; return; }
+    while (head.children.length > 3) { head.removeChild(head.lastChild); }
+    var g = data.groups[Number(sel.value)];
+    if (!g) { status.textContent = "no evaluated items in this run"; return; }
+    var cols = [];
+    g.methods.forEach(function (m, k) { if (shownMethods[m]) { cols.push(k); head.appendChild(el("th", m)); } });
     var keep = {};
-    boxes.forEach(function (b) { keep[b.value] = b.checked; });
-    var q = search.value.toLowerCase();
-    var shown = 0;
-    c.items.forEach(function (it) {
-      // it = [id, question, gold, output, verdict, training label]
-      if (keep.hasOwnProperty(it[4]) && !keep[it[4]]) { return; }
-      if (q && (it[1] + " " + it[2] + " " + it[3]).toLowerCase().indexOf(q) < 0) { return; }
-      var tr = document.createElement("tr");
-      cell(tr, it[0]); cell(tr, it[1]); cell(tr, it[2]); cell(tr, it[3]);
-      cell(tr, it[4], "v-" + it[4]); cell(tr, it[5], "l-" + it[5]);
+    vboxes.forEach(function (b) { keep[b.value] = b.checked; });
+    var q = search.value.toLowerCase(), shown = 0;
+    g.items.forEach(function (it) {
+      // it = [id, question, gold, [[answer, verdict, training label, matched alias] or null per method]]
+      var cells = cols.map(function (k) { return it[3][k]; });
+      var vs = cells.filter(function (c) { return c; }).map(function (c) { return c[1]; });
+      if (!vs.some(function (v) { return !keep.hasOwnProperty(v) || keep[v]; })) { return; }
+      if (disagree.checked && vs.every(function (v) { return v === vs[0]; })) { return; }
+      var hay = it[1] + " " + it[2] + " " + cells.map(function (c) { return c ? c[0] : ""; }).join(" ");
+      if (q && hay.toLowerCase().indexOf(q) < 0) { return; }
+      var tr = el("tr");
+      tr.appendChild(el("td", it[0])); tr.appendChild(el("td", it[1])); tr.appendChild(el("td", it[2]));
+      cells.forEach(function (c) {
+        var td = el("td");
+        if (!c) { td.textContent = "\u2014"; tr.appendChild(td); return; }
+        td.className = "ans v-" + c[1];
+        td.appendChild(el("div", c[0] === "" ? "(empty)" : c[0]));
+        var meta = el("div", null, "meta2");
+        meta.appendChild(el("span", c[1], "v-" + c[1]));
+        meta.appendChild(document.createTextNode(" \u00b7 train: "));
+        meta.appendChild(el("span", c[2], "l-" + c[2]));
+        if (c[3]) { meta.appendChild(document.createTextNode(" \u00b7 matched: ")); meta.appendChild(el("b", c[3])); }
+        td.appendChild(meta);
+        tr.appendChild(td);
+      });
       body.appendChild(tr);
       shown += 1;
     });
-    var counts = c.counts, parts = [];
-    Object.keys(counts).forEach(function (k) { parts.push(k + " " + counts[k]); });
-    status.textContent = shown + " of " + c.items.length + " rows shown (" + parts.join(", ") + ")" +
-      (c.truncated ? "; only the first " + c.items.length + " of " + c.n + " items are embedded" : "");
+    status.textContent = shown + " of " + g.items.length + " items shown; " +
+      (g.items.length < g.n ? "a random sample (seed " + g.sample_seed + ") of " + g.n + " items" : "all " + g.n + " items");
   }
-  sel.addEventListener("change", render);
+  sel.addEventListener("change", function () { methodBoxes(data.groups[Number(sel.value)] || {methods: []}); render(); });
   search.addEventListener("input", render);
-  boxes.forEach(function (b) { b.addEventListener("change", render); });
+  disagree.addEventListener("change", render);
+  vboxes.forEach(function (b) { b.addEventListener("change", render); });
+  methodBoxes(data.groups[0] || {methods: []});
   render();
 })();
 """
@@ -131,7 +165,7 @@ def render_page(title: str, summary_html: str, figures: Sequence[tuple[str, str,
         title: page title.
         summary_html: pre-rendered HTML (header, tables) placed before the figures.
         figures: ``(section heading, alt text, png bytes or None, caption)``; None shows the caption only.
-        items: ``{"combos": [{"method", "seed", "test", "n", "truncated", "counts", "items": [[...]]}]}``.
+        items: the per-item browser's data, see :func:`browser_data`.
     """
     parts = [summary_html]
     for heading, alt, png, caption in figures:
@@ -141,17 +175,19 @@ def render_page(title: str, summary_html: str, figures: Sequence[tuple[str, str,
         parts.append(f'<p class="note">{html.escape(caption)}</p>')
     checks = "".join(f'<label><input type="checkbox" class="vf" value="{v}" checked> {v}</label>' for v in VERDICTS)
     parts.append(f"""<h2>Per-item browser</h2>
-<p class="note">Greedy answers of one method / seed / test set. "training label" is the label the method's build
-assigned to the same id (van / idk / dropped); "—" when the id was not in the training pool (the usual case for
-test items).</p>
+<p class="note">The methods side by side on the same test items (one test set and seed at a time; the baselines are
+evaluated once). Each cell: the greedy answer, its verdict, the label the method's build gave the same id ("train":
+van / idk / dropped, "—" when the id was not in its training pool, the usual case for test items) and the gold alias
+the answer matched. A verdict box keeps the items where any shown method has that verdict.</p>
 <div id="controls">
-<label>run: <select id="combo"></select></label>
+<label>test / seed: <select id="group"></select></label>
+<span id="methods"></span>
 <span>verdict: {checks}</span>
+<label><input type="checkbox" id="disagree"> only where the shown methods disagree</label>
 <label>search: <input type="search" id="search" placeholder="question, gold or answer"></label>
 </div>
 <p id="status" class="note"></p>
-<table id="items"><thead><tr><th>id</th><th>question</th><th>gold</th><th>answer</th><th>verdict</th>
-<th>training label</th></tr></thead><tbody></tbody></table>
+<table id="items"><thead><tr><th>id</th><th>question</th><th>gold</th></tr></thead><tbody></tbody></table>
 <script type="application/json" id="items-data">{embed_json(items)}</script>
 <script>{JS}</script>""")
     body = "\n".join(parts)
@@ -169,3 +205,92 @@ test items).</p>
 </body>
 </html>
 """
+
+
+def matched_alias(output: str, gold: Any, mode: str = "contains") -> str:
+    """The first gold alias an open-ended answer matches (``""`` for none, and for multiple-choice items).
+
+    >>> matched_alias("It is Paris, France", ["France", "Paris"])
+    'France'
+    """
+    from rait.scoring import is_correct
+
+    if not isinstance(gold, list):
+        return ""
+    return next((str(a) for a in gold if str(a).strip() and is_correct(output, [str(a)], mode)), "")
+
+
+def browser_data(run: Any, max_items: int = 500, seed: int = 0) -> dict[str, Any]:
+    """Per-item browser data: one group per (test set, seed) with every method that has answers there.
+
+    The items are the union of the evaluated ids in file order; above ``max_items`` a random sample (seeded with
+    ``seed``, the same ids for every method) is kept. Each item is ``[id, question, gold, cells]`` with one cell per
+    method, ``[answer, verdict, training label, matched alias]`` or None.
+
+    Args:
+        run: a :class:`rait.report.Run`.
+        max_items: items per group.
+        seed: seed of the sample.
+    """
+    import random
+
+    from rait.artifacts import read_jsonl
+    from rait.report_plots import pretty
+
+    evals: dict[tuple[str, int], dict[str, Any]] = {}  # (test, seed) -> {method: {id: record}}
+    only_seed: dict[str, int] = {}
+    for m in run.methods:
+        mdir = run.dir / "eval" / m
+        seeds = sorted(int(p.name[4:]) for p in mdir.glob("seed*") if p.name[4:].isdigit()) if mdir.is_dir() else []
+        if len(seeds) == 1:
+            only_seed[m] = seeds[0]
+        for s in seeds:
+            for t in run.tests or sorted(p.name for p in (mdir / f"seed{s}").iterdir()):
+                ipath = mdir / f"seed{s}" / t / "items.jsonl"
+                if ipath.is_file():
+                    match = _match_mode(ipath.parent)
+                    evals.setdefault((t, s), {})[m] = ({str(r.get("id")): r for r in read_jsonl(ipath)}, match)
+    groups = []
+    all_seeds = sorted({s for _, s in evals})
+    for t, s in sorted(evals, key=lambda k: ((run.tests or []).index(k[0]) if k[0] in (run.tests or []) else 99, k[1])):
+        per = dict(evals[(t, s)])
+        for m, s0 in only_seed.items():  # a method evaluated once (the baselines) joins every seed's group
+            if m not in per and (t, s0) in evals and m in evals[(t, s0)] and len(all_seeds) > 1:
+                per[m] = evals[(t, s0)][m]
+        methods = [m for m in run.methods if m in per]
+        ids: dict[str, dict[str, Any]] = {}
+        for m in methods:
+            for i, r in per[m][0].items():
+                ids.setdefault(i, r)
+        order = list(ids)
+        if len(order) > max_items:
+            keep = sorted(random.Random(seed).sample(range(len(order)), max_items))
+            order = [order[k] for k in keep]
+        items = []
+        for i in order:
+            r0 = ids[i]
+            gold = r0.get("gold")
+            cells = []
+            for m in methods:
+                r = per[m][0].get(i)
+                if r is None:
+                    cells.append(None)
+                    continue
+                d = run.decisions.get(m, {}).get(i)
+                label = "\u2014" if d is None else (d.get("label") if d.get("label") in ("van", "idk") else "dropped")
+                out = str(r.get("output", ""))
+                cells.append([out, str(r.get("verdict")), label,
+                              matched_alias(out, gold, per[m][1]) if r.get("verdict") == "correct" else ""])
+            gold_s = " | ".join(map(str, gold)) if isinstance(gold, list) else ("" if gold is None else str(gold))
+            items.append([i, str(r0.get("question", "")), gold_s, cells])
+        groups.append({"test": t, "seed": s, "n": len(ids), "sample_seed": seed,
+                       "methods": [pretty(m) for m in methods], "items": items})
+    return {"groups": groups}
+
+
+def _match_mode(eval_dir: Any) -> str:
+    """The answer-matching rule an eval ran with (its manifest), default ``contains``."""
+    try:
+        return json.loads((eval_dir / "manifest.json").read_text(encoding="utf-8"))["config"].get("match", "contains")
+    except (OSError, ValueError, KeyError, AttributeError):
+        return "contains"

@@ -54,7 +54,7 @@ def _ths_levels(lo: float, hi: float) -> list[float]:
 
 
 def _plane_axes(ax: Any, test: str, methods: Sequence[str], results: Mapping[str, Any], ref: Mapping[str, Any] | None,
-                colors: Mapping[str, Any]) -> None:
+                colors: Mapping[str, Any]) -> tuple[list[Any], list[Any]]:
     pts = []
     for meth in methods:
         m = results.get(meth, {}).get(test)
@@ -64,6 +64,8 @@ def _plane_axes(ax: Any, test: str, methods: Sequence[str], results: Mapping[str
         if math.isnan(pw) or math.isnan(pc):
             continue
         pts.append((meth, pw, pc, m))
+    fixed: list[Any] = []  # THS labels (stay), method labels (moved off each other by declutter)
+    movable: list[Any] = []
     c0 = _val(ref.get("P_c0")) if ref else math.nan
     w0 = _val(ref.get("P_w0")) if ref else math.nan
     # np.fmax ignores a NaN bound (a point without a CI)
@@ -85,11 +87,10 @@ def _plane_axes(ax: Any, test: str, methods: Sequence[str], results: Mapping[str
             xr = xmax if slope == 0 or t + slope * xmax <= ymax else (ymax - t) / slope  # P_c0 = 0: flat lines
             yr = t + slope * xr
             if 0 <= xr <= xmax and 0 <= yr <= ymax:
-                ax.annotate(f"THS {t:g}", (xr, yr), xytext=(-2, -2), textcoords="offset points", fontsize=7,
-                            color="0.35", ha="right", va="top", rotation=0, zorder=2)
+                fixed.append(ax.annotate(f"THS {t:g}", (xr, yr), xytext=(-2, -2), textcoords="offset points",
+                                         fontsize=7, color="0.35", ha="right", va="top", rotation=0, zorder=2))
         ax.plot([w0], [c0], marker="*", ms=14, color="black", zorder=5, label=f"reference ({pretty(REFERENCE)})",
                 ls="none")
-    placed: list[tuple[float, float]] = []
     for meth, pw, pc, m in pts:
         xerr = [[max(0.0, pw - _val(m["P_w"], "lo"))], [max(0.0, _val(m["P_w"], "hi") - pw)]] \
             if isinstance(m.get("P_w"), Mapping) and not math.isnan(_val(m["P_w"], "lo")) else None
@@ -97,15 +98,59 @@ def _plane_axes(ax: Any, test: str, methods: Sequence[str], results: Mapping[str
             if isinstance(m.get("P_c"), Mapping) and not math.isnan(_val(m["P_c"], "lo")) else None
         ax.errorbar([pw], [pc], xerr=xerr, yerr=yerr, fmt="o", ms=6, capsize=3, color=colors[meth], zorder=4,
                     label=pretty(meth))
-        # stack the labels of (nearly) coincident points instead of printing them on top of each other
-        near = sum(abs(pw - x) < 0.04 * xmax and abs(pc - y) < 0.04 * ymax for x, y in placed)
-        placed.append((pw, pc))
-        ax.annotate(pretty(meth), (pw, pc), xytext=(5, 4 - 10 * near), textcoords="offset points", fontsize=8,
-                    color=colors[meth], zorder=6)
+        movable.append(ax.annotate(pretty(meth), (pw, pc), xytext=(5, 4), textcoords="offset points", fontsize=8,
+                                   color=colors[meth], zorder=6,
+                                   arrowprops={"arrowstyle": "-", "lw": 0.5, "color": colors[meth], "alpha": 0.6,
+                                               "shrinkA": 0, "shrinkB": 3}))
     ax.set_title(test)
     ax.set_xlabel("P_w  (% wrong)")
     ax.set_ylabel("P_c  (% correct)")
     ax.grid(alpha=0.2)
+    return fixed, movable
+
+
+def declutter(fig: Any, fixed: Sequence[Any], movable: Sequence[Any], step: float = 9.0, tries: int = 20) -> int:
+    """Move point labels (annotations in offset points) until no two labels' boxes overlap.
+
+    Each movable label in turn is tried at offsets below / above / to the left of its point, further out each
+    round, and keeps the first position inside its axes that overlaps no label placed before it (a thin leader
+    line joins a moved label to its point).
+
+    Returns:
+        The number of labels still overlapping (0 when every label found a free spot).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    fig.draw_without_rendering()
+    from matplotlib.text import Text
+
+    renderer = fig.canvas.get_renderer()
+
+    def extent(t: Any) -> Any:  # the text only (an Annotation's own extent includes its leader line)
+        return Text.get_window_extent(t, renderer).expanded(1.02, 1.1)
+
+    boxes = [extent(t) for t in fixed]
+    left = 0
+    for t in movable:
+        x0, y0 = t.xyann
+        ax_box = t.axes.get_window_extent(renderer) if t.axes is not None else None
+        cands = [(x0, y0)] + [(x0 + dx, y0 + dy) for k in range(1, tries + 1)
+                              for dx, dy in ((0, -step * k), (0, step * k), (-step * 4 - 40, -step * (k - 1)),
+                                             (-step * 4 - 40, step * k))]
+        for pos in cands:
+            t.xyann = pos
+            box = extent(t)
+            inside = ax_box is None or (ax_box.x0 <= box.x0 and box.x1 <= ax_box.x1 and
+                                        ax_box.y0 <= box.y0 and box.y1 <= ax_box.y1)
+            if inside and not any(box.overlaps(b) for b in boxes):
+                break
+        else:
+            t.xyann, left = (x0, y0), left + 1
+            box = extent(t)
+        boxes.append(box)
+    return left
 
 
 def plane_png(methods: Sequence[str], tests: Sequence[str], results: Mapping[str, Any],
@@ -128,11 +173,19 @@ def plane_png(methods: Sequence[str], tests: Sequence[str], results: Mapping[str
     axes = fig.subplots(1, n, squeeze=False)[0]
     cmap = _cmap("tab10")
     colors = {m: cmap(i % 10) for i, m in enumerate(methods)}
+    annots: list[tuple[list, list]] = []
     for ax, test in zip(axes, tests):
-        _plane_axes(ax, test, methods, results, reference.get(test), colors)
+        annots.append(_plane_axes(ax, test, methods, results, reference.get(test), colors))
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    fig.draw_without_rendering()  # constrained layout places the axes once ...
+    fig.set_layout_engine("none")  # ... and stays put while the point labels move off each other
+    for fixed, movable in annots:
+        declutter(fig, fixed, movable)
     return _png(fig)
 
 
@@ -245,7 +298,8 @@ def chessboard_png(table: Sequence[Mapping[str, Any]], decisions: Mapping[str, M
         ax.set_title(f"{pretty(meth)}  (van {c['van'].sum()}, idk {c['idk'].sum()}, dropped {c['drop'].sum()})",
                      fontsize=8)
         if k % ncol == 0:
-            ax.set_ylabel(f"M0 {certainty_name}", fontsize=8)
+            est = f" ({certainty_name})" if certainty_name and certainty_name != "certainty" else ""
+            ax.set_ylabel(f"M0 certainty{est}", fontsize=8)
         if k // ncol == nrow - 1 or k + ncol >= len(shown):
             ax.set_xlabel("M0 correctness", fontsize=8)
     if im is not None:

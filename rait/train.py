@@ -82,7 +82,7 @@ class TrainConfig:
     keep_checkpoints: bool = option(False, "keep OUT/checkpoints after a successful run")
     resume: str = option("auto", "auto (last checkpoint in OUT/checkpoints if any), never, or a checkpoint path")
     save_optimizer: bool = option(False, "write Adam moments (exp_avg, exp_avg_sq) to OUT/optimizer.safetensors")
-    logging_steps: int = option(10, "log every N steps")
+    logging_steps: int = option(10, "progress bar: show the mean loss of the last N steps")
     trust_remote_code: bool = option(False, "allow model code from the hub")
 
     def __post_init__(self) -> None:
@@ -104,8 +104,10 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
 
     rows = []
     for i, row in iter_jsonl(path, "training file"):
-        if not isinstance(row.get("messages"), list):
-            raise DataError(path, i, "missing field 'messages' (a list of {role, content})")
+        problem = check_messages(row.get("messages"))
+        if problem:
+            raise DataError(path, i, f"{problem}; expected 'messages': [{{\"role\": \"user\", \"content\": ...}}, "
+                            "..., {\"role\": \"assistant\", \"content\": ...}] (docs/artifacts.md)")
         w = row.get("weight", 1.0)
         if w is not None and (not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0):
             raise DataError(path, i, f"'weight' must be a finite number >= 0, got {w!r}")
@@ -114,6 +116,29 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     if not rows:
         raise DataError(path, None, "no training rows")
     return rows
+
+
+def check_messages(msgs: Any) -> str | None:
+    """What is wrong with a row's ``messages`` (None when it is a list of role/content turns ending with the
+    assistant's).
+
+    >>> check_messages(["hi", "Paris"])
+    "message 1 is a str, not an object {'role', 'content'}"
+    """
+    if msgs is None:
+        return "missing field 'messages'"
+    if not isinstance(msgs, list) or not msgs:
+        return f"field 'messages' is {type(msgs).__name__} {str(msgs)[:40]!r}, not a non-empty list of turns"
+    for n, m in enumerate(msgs, 1):
+        if not isinstance(m, dict):
+            return f"message {n} is a {type(m).__name__}, not an object {{'role', 'content'}}"
+        if m.get("role") not in ("system", "user", "assistant"):
+            return f"message {n} has role {m.get('role')!r}; expected system, user or assistant"
+        if not isinstance(m.get("content"), str):
+            return f"message {n} has content {m.get('content')!r}; expected a string"
+    if msgs[-1]["role"] != "assistant":
+        return "the last message is not the assistant's answer"
+    return None
 
 
 def last_checkpoint(ckpt_dir: Path) -> Path | None:
@@ -213,6 +238,11 @@ def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks:
     t0 = time.time()
     out = Path(cfg.out)
     rows = read_rows(cfg.data)
+    from rait import safety
+    from rait.progress import train_progress
+
+    safety.check_writable(out)  # before the model loads
+    safety.clean_stale_temps(out)  # temporary files of a killed run
     if model is None:
         from rait.models import load_model
 
@@ -253,7 +283,7 @@ def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks:
         save_strategy="steps" if cfg.save_steps > 0 else "no",
         save_steps=max(cfg.save_steps, 1),
         save_total_limit=cfg.save_total_limit,
-        logging_steps=cfg.logging_steps,
+        logging_steps=1,  # every step's loss lands in log_history (kept in checkpoints): loss over all steps after a resume
         report_to="none",
         remove_unused_columns=False,
         ddp_find_unused_parameters=False,
@@ -263,7 +293,7 @@ def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks:
     trainer = WeightedTrainer(
         model=model, args=args, train_dataset=ListDataset(examples),
         data_collator=WeightedCollator(pad_id, cfg.padding_free),
-        loss_reduction=cfg.loss_reduction, trim_logits=cfg.trim_logits, callbacks=list(callbacks),
+        loss_reduction=cfg.loss_reduction, trim_logits=cfg.trim_logits, callbacks=[train_progress(every=cfg.logging_steps), *callbacks],
         processing_class=tokenizer,
     )
     resume_from = None
@@ -282,12 +312,26 @@ def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks:
                         "resumed_from": str(resume_from) if resume_from else None,
                         "processes": trainer.args.world_size,
                         "effective_batch": cfg.batch_size * cfg.grad_accum * trainer.args.world_size,
-                        "steps": trainer.state.global_step, "train_loss": result.training_loss,
+                        "steps": trainer.state.global_step,
+                        "train_loss": run_loss(trainer.state.log_history, result.training_loss),
                         "samples_per_s": result.metrics.get("train_samples_per_second")})
         if not cfg.keep_checkpoints:
             shutil.rmtree(out / "checkpoints", ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
     return final
+
+
+def run_loss(log_history: Sequence[dict[str, Any]], fallback: float) -> float:
+    """Mean training loss over every optimizer step of the run, resumed parts included.
+
+    ``log_history`` holds one ``loss`` per step (``logging_steps=1``) and is restored from the checkpoint on a
+    resume, whereas the Trainer's own ``training_loss`` covers only the steps since the resume.
+
+    >>> run_loss([{"loss": 1.0, "step": 1}, {"loss": 3.0, "step": 2}, {"train_loss": 9.0}], 0.0)
+    2.0
+    """
+    per_step = {h["step"]: float(h["loss"]) for h in log_history if "loss" in h and "step" in h}
+    return sum(per_step.values()) / len(per_step) if per_step else fallback
 
 
 def _check_same_run(stamp: Path, cfg: TrainConfig, resuming: bool, trainer: Any) -> None:
@@ -314,8 +358,11 @@ def _save(trainer: Any, model: Any, tokenizer: Any, cfg: TrainConfig, out: Path)
     final = out
     if cfg.method == "lora":
         if cfg.save in ("adapter", "both") and main:
+            from rait.models import record_adapter_base
+
             model.save_pretrained(out / "adapter")
             tokenizer.save_pretrained(out / "adapter")
+            record_adapter_base(out / "adapter", cfg.model)  # the spec the user gave, not a cache path
         if cfg.save == "adapter":
             final = out / "adapter"
         elif main:

@@ -196,7 +196,7 @@ def test_bootstrap_cis(tmp_path, tok):
 
 
 def test_empty_dataset(tmp_path, tok):
-    with pytest.raises(RaitError, match="no items to evaluate"):
+    with pytest.raises(RaitError, match="no records: the file is empty"):
         evaluate(_cfg(tmp_path, _data(tmp_path, [])), backend=FakeBackend(tok, {}, []), progress=False)
 
 
@@ -340,3 +340,27 @@ def test_echo_items_scored_both_ways(tmp_path, tok):
                  backend=FakeBackend(tok, answers2, ECHO_ROWS), progress=False)
     assert t["scorings"]["papers"]["THS"]["value"] == pytest.approx(50 - 0 * 50 / 50)
     assert t["scorings"]["echo_safe"]["THS"]["value"] == pytest.approx(50.0)  # ref (0, 100): THS = P_c
+
+
+def test_export_lm_eval_layout(tmp_path, tok):
+    """`--export lm-eval`: results_<date>.json + samples_<task>_<date>.jsonl under OUT/lm-eval/<model>/, metric keys
+    "<metric>,none" as fractions, as lm-evaluation-harness writes them."""
+    cfg = _cfg(tmp_path, _data(tmp_path, OEQA, "capitals.jsonl"), export="lm-eval", n_boot=200, model="org/m1",
+               prompt="refuse", reference=str(_ref(tmp_path, 50.0, 50.0)))
+    m = evaluate(cfg, backend=FakeBackend(tok, ANSWERS, OEQA), progress=False)
+    (res_path,) = (Path(cfg.out) / "lm-eval" / "org__m1").glob("results_*.json")
+    res = json.loads(res_path.read_text())
+    task = "rait_capitals_refuse"
+    assert set(res) >= {"results", "group_subtasks", "configs", "versions", "n-shot", "higher_is_better",
+                        "n-samples", "config", "model_name", "model_name_sanitized"}
+    r = res["results"][task]
+    assert r["correct,none"] == pytest.approx(0.25) and r["wrong,none"] == pytest.approx(0.5)
+    assert r["refused,none"] == pytest.approx(0.25) and r["ths,none"] == pytest.approx(m["THS"]["value"] / 100)
+    assert 0 < r["correct_stderr,none"] < 0.5
+    assert res["higher_is_better"][task] == {"correct": True, "wrong": False, "refused": False, "fail_parse": False,
+                                             "ths": True}
+    assert res["n-samples"][task] == {"original": 4, "effective": 4} and res["config"]["model_args"] == "pretrained=org/m1"
+    samples = [json.loads(x) for x in
+               next((Path(cfg.out) / "lm-eval" / "org__m1").glob(f"samples_{task}_*.jsonl")).read_text().splitlines()]
+    assert [s["correct"] for s in samples] == [1.0, 0.0, 0.0, 0.0] and samples[2]["refused"] == 1.0
+    assert samples[0]["filtered_resps"] == ["The capital is Paris."]

@@ -115,7 +115,7 @@ def test_auto_dtype_follows_a_cached_measurement(monkeypatch, tmp_path):
 
 # ----------------------------------------------------------------------------- bad specs
 def test_missing_dir(tmp_path):
-    with pytest.raises(ModelError, match=r"not 'default', a \.gguf file, a model directory or an HF hub id"):
+    with pytest.raises(ModelError, match=r"not 'default', a \.gguf file, an existing model or adapter directory, or an HF hub id"):
         resolve(str(tmp_path / "no_such_model"))
     with pytest.raises(ModelError, match="no_such_model"):
         load_model(str(tmp_path / "no_such_model"))
@@ -124,7 +124,7 @@ def test_missing_dir(tmp_path):
 def test_dir_without_config(tmp_path):
     d = tmp_path / "empty_model"
     d.mkdir()
-    with pytest.raises(ModelError, match=r"not a model directory \(no config.json\)"):
+    with pytest.raises(ModelError, match=r"not a model directory \(no config.json"):
         load_model(str(d))
 
 
@@ -142,17 +142,24 @@ def test_missing_gguf(tmp_path, rait_cache):
     assert not rait_cache.exists()
 
 
-@pytest.mark.parametrize("spec", ["not-a-model", "a/b/c", "./x/y"])
+@pytest.mark.parametrize("spec", ["a/b/c", "./x/y", "org/name@", "bad name"])
 def test_unresolvable_specs(spec):
     with pytest.raises(ModelError, match="model spec"):
         resolve(spec)
 
 
-def test_hub_id_is_passed_through_and_offline_miss_is_model_error(monkeypatch):
-    assert resolve("someorg/somemodel") == "someorg/somemodel"
+@pytest.mark.parametrize("spec", ["gpt2", "someorg/somemodel", "someorg/somemodel@v1.0", "gpt2@abc123"])
+def test_hub_ids_with_or_without_org_and_revision(spec):
+    assert resolve(spec) == spec
+    assert models.split_revision("someorg/somemodel@v1.0") == ("someorg/somemodel", "v1.0")
+
+
+@pytest.mark.parametrize("spec", ["rait-test-nonexistent-model-xyz", "rait-test-nonexistent-org/model-xyz@main"])
+def test_offline_hub_miss_says_not_cached(monkeypatch, tmp_path, spec):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelError, match="cannot load model 'rait-test-nonexistent-org"):
-        load_model("rait-test-nonexistent-org/nonexistent-model-xyz", dtype="float32")
+    with pytest.raises(ModelError, match=r"not in the local Hugging Face cache.*HF_HUB_OFFLINE=1") as e:
+        load_model(spec, dtype="float32")
+    assert repr(spec) in str(e.value) and "not 'default'" not in str(e.value)
 
 
 # ----------------------------------------------------------------------------- default model / GGUF cache paths

@@ -300,7 +300,7 @@ def test_mixed_oeqa_and_mcqa_keep_order(tiny_model_dir, oeqa_data, mcqa_data, ba
 def test_empty_dataset_is_an_error(tiny_model_dir, tmp_path, backend):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    with pytest.raises(RaitError, match="no items to probe"):
+    with pytest.raises(RaitError, match="empty.jsonl: no records: the file is empty"):
         probe(_cfg(tiny_model_dir, empty, tmp_path / "o"), backend=backend, progress=False)
 
 

@@ -130,21 +130,40 @@ def test_report_html_self_contained(report):
     assert "http://" not in page and "https://" not in page
     m = re.search(r'<script type="application/json" id="items-data">(.*?)</script>', page, re.S)
     data = json.loads(m.group(1))
-    assert len(data["combos"]) == len(METHODS) * len(SEEDS) * len(TESTS)
-    c = next(c for c in data["combos"] if c["method"] == "CRaFT")
-    assert c["n"] == 30 and len(c["items"]) == 30 and not c["truncated"]
-    labels = {it[0]: it[5] for it in c["items"]}
-    assert labels["triviaqa5"] == "—" and labels["t0"] in ("van", "idk", "dropped")
-    assert c["items"][4][3] == "</script><script>alert(1)</script>"  # embedded safely, decoded intact
+    assert len(data["groups"]) == len(SEEDS) * len(TESTS)  # one per test set x seed, the methods side by side
+    g = next(g for g in data["groups"] if g["test"] == "nq" and g["seed"] == 1)
+    assert g["methods"] == ["Init-Basic", "Van-Tuning", "CRaFT"] and g["n"] == 30 and len(g["items"]) == 30
+    craft = {it[0]: it[3][2] for it in g["items"]}  # [answer, verdict, training label, matched alias]
+    assert craft["nq5"][2] == "\u2014" and craft["t0"][2] in ("van", "idk", "dropped")
+    assert g["items"][4][3][0][0] == "</script><script>alert(1)</script>"  # embedded safely, decoded intact
     assert page.count("<script") == 2  # the JSON block and the browser; no injected script
 
 
-def test_report_cap_and_out_dir(tmp_path):
+def test_report_samples_items_at_random_seeded(tmp_path):
     d = make_run_dir(tmp_path)
     md, page = make_report(d, out=tmp_path / "rep", max_items=5)
     assert md.parent == tmp_path / "rep" and page.exists()
     data = json.loads(re.search(r'id="items-data">(.*?)</script>', page.read_text(), re.S).group(1))
-    assert all(len(c["items"]) == 5 and c["truncated"] for c in data["combos"])
+    assert all(len(g["items"]) == 5 and g["n"] == 30 for g in data["groups"])
+    ids = [it[0] for it in data["groups"][0]["items"]]
+    assert ids != ["t0", "t1", "t2", "triviaqa3", "triviaqa4"]  # not the first N
+    again = json.loads(re.search(r'id="items-data">(.*?)</script>', make_report(d, out=tmp_path / "r2",
+                                                                                 max_items=5)[1].read_text(),
+                                 re.S).group(1))
+    assert [it[0] for it in again["groups"][0]["items"]] == ids  # seeded: the same sample every time
+
+
+def test_browser_shows_which_alias_matched(tmp_path):
+    from rait.report import load_run
+    from rait.report_html import browser_data
+
+    d = make_run_dir(tmp_path, n_items=3)
+    for m in METHODS:
+        _write_jsonl(d / "eval" / m / "seed0" / "nq" / "items.jsonl", [
+            {"id": "x", "question": "Who?", "gold": ["Smith", "J. Doe"], "output": "It was j. doe", "verdict": "correct"},
+            {"id": "y", "question": "What?", "gold": ["Paris"], "output": "Rome", "verdict": "wrong"}])
+    g = next(g for g in browser_data(load_run(d))["groups"] if g["test"] == "nq" and g["seed"] == 0)
+    assert [c[3] for c in g["items"][0][3]] == ["J. Doe"] * 3 and g["items"][1][3][0][3] == ""
 
 
 def test_report_without_optional_parts(tmp_path):
@@ -152,7 +171,7 @@ def test_report_without_optional_parts(tmp_path):
     shutil.rmtree(d / "probe"), shutil.rmtree(d / "build"), shutil.rmtree(d / "eval"), (d / "run.json").unlink()
     md, page = make_report(d)
     assert "chessboard omitted" in md.read_text()
-    assert load_run(d).methods == METHODS and '"combos":[]' in page.read_text()
+    assert load_run(d).methods == METHODS and '"groups":[]' in page.read_text()
 
 
 def test_decisions_fall_back_to_train_jsonl(tmp_path):
@@ -207,19 +226,23 @@ def test_report_renders_in_chromium(report, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 def test_item_browser_filters_in_chromium(report, tmp_path):
-    """Pick the last combination (CRaFT) and hide 'correct': the DOM shows only other verdicts, with labels."""
+    """Pick the last group, hide 'correct' and Van-Tuning: every row left has a non-correct verdict among the shown
+    methods, whose columns stand side by side."""
     page = (report / "report.html").read_text()
-    driver = ("<script>var s=document.getElementById('combo');s.value=String(s.options.length-1);"
+    driver = ("<script>var s=document.getElementById('group');s.value=String(s.options.length-1);"
               "s.dispatchEvent(new Event('change'));var b=document.querySelector('input.vf[value=correct]');"
-              "b.checked=false;b.dispatchEvent(new Event('change'));</script></body>")
+              "b.checked=false;b.dispatchEvent(new Event('change'));"
+              "var m=document.querySelector('input.mf[value=Van-Tuning]');m.checked=false;"
+              "m.dispatchEvent(new Event('change'));</script></body>")
     probe = tmp_path / "probe.html"
     probe.write_text(page.replace("</body>", driver))
     dom = _chromium(probe, "--dump-dom").stdout
-    body = dom.split('<table id="items">', 1)[1].split("</table>", 1)[0]
-    verdicts = re.findall(r'<td class="v-(\w+)">', body)
-    assert verdicts and "correct" not in verdicts
-    assert re.search(r'<td class="l-(van|idk|dropped)">', body)  # t0..t2 are in CRaFT's training pool
-    assert "CRaFT / seed 1 / nq" in dom
+    table = dom.split('<table id="items">', 1)[1].split("</table>", 1)[0]
+    assert re.findall(r"<th>([^<]*)</th>", table) == ["id", "question", "gold", "Init-Basic", "CRaFT"]
+    rows = table.split("<tbody>", 1)[1].split("<tr>")[1:]
+    assert rows and all(re.findall(r'<span class="v-(\w+)">', r) != ["correct", "correct"] for r in rows)
+    assert re.search(r'<span class="l-(van|idk|dropped)">', table)  # t0..t2 are in CRaFT's training pool
+    assert "nq / seed 1" in dom
 
 
 def test_report_delta_macro_and_echo_tables(tmp_path):
@@ -255,3 +278,42 @@ def test_decisions_of_per_seed_builds(tmp_path):
     (d / "build" / "van" / "decisions.jsonl").rename(d / "build" / "van" / "seed0" / "decisions.jsonl")
     run = load_run(d)
     assert len(run.decisions["van"]) == 60  # the first seed's label set
+
+
+def test_plane_labels_do_not_overlap():
+    """Eight methods crowded around the reference: after declutter no two labels' boxes overlap."""
+    from matplotlib.figure import Figure
+
+    from rait.report_plots import _plane_axes, declutter
+
+    methods = ["init_basic", "init_refuse", "van", "cor_rait", "r_tuning", "corcer", "craft", "grait"]
+    res = {m: {"id": {"P_c": {"value": 30 + i * 0.3, "lo": 28, "hi": 33},
+                      "P_w": {"value": 40 - i * 0.2, "lo": 38, "hi": 42}}} for i, m in enumerate(methods)}
+    fig = Figure(figsize=(5.2, 4.8))
+    ax = fig.subplots()
+    fixed, movable = _plane_axes(ax, "id", methods, res, {"P_c0": 30, "P_w0": 40}, {m: "k" for m in methods})
+    assert declutter(fig, fixed, movable) == 0
+    r = fig.canvas.get_renderer()
+    from matplotlib.text import Text
+
+    boxes = [Text.get_window_extent(t, r) for t in fixed + movable]
+    assert not [(i, j) for i in range(len(boxes)) for j in range(i) if boxes[i].overlaps(boxes[j])]
+
+
+def test_chessboard_certainty_axis_says_certainty():
+    from rait.report_plots import chessboard_png
+
+    table = [{"id": f"q{i}", "correctness": i / 4, "certainty": 0.2 * i} for i in range(5)]
+    png = chessboard_png(table, {"van": {f"q{i}": {"label": "van"} for i in range(5)}}, ["van"],
+                         certainty_name="embedding")
+    assert png[:4] == b"\x89PNG"
+    import matplotlib.figure
+
+    seen = []
+    orig = matplotlib.axes.Axes.set_ylabel
+    try:
+        matplotlib.axes.Axes.set_ylabel = lambda self, label, **kw: seen.append(label) or orig(self, label, **kw)
+        chessboard_png(table, {"van": {f"q{i}": {"label": "van"} for i in range(5)}}, ["van"], certainty_name="embedding")
+    finally:
+        matplotlib.axes.Axes.set_ylabel = orig
+    assert "M0 certainty (embedding)" in seen

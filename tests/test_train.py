@@ -109,6 +109,11 @@ def test_resume_after_kill(tmp_path, tiny_model_dir):
     man = json.loads((Path(cfg.out) / "manifest.json").read_text())
     assert man["outputs"]["resumed_from"].endswith("checkpoint-4") and man["outputs"]["steps"] == 6
     assert_same(weights(ref), weights(final))
+    # the resumed run reports the loss over all 6 steps, as the uninterrupted one does
+    ref_man = json.loads((Path(ref).parent / "manifest.json").read_text()) if Path(ref).name == "adapter" else \
+        json.loads((Path(ref) / "manifest.json").read_text())
+    assert man["train_loss"] == pytest.approx(ref_man["train_loss"], abs=1e-4)
+    assert not list(Path(cfg.out).rglob(".*.tmp*"))  # atomic writes leave no temp files
 
 
 def test_bf16_autocast_trains(tmp_path, tiny_model_dir):
@@ -138,7 +143,11 @@ def test_loss_decreases(tmp_path, tiny_model_dir):
 def test_bad_inputs(tmp_path, tiny_model_dir):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"messages": []}\n{"oops": 1}\n')
-    with pytest.raises(DataError, match="bad.jsonl:2"):
+    with pytest.raises(DataError, match="bad.jsonl:1: field 'messages' is list"):
+        train(cfg_for(tmp_path, tiny_model_dir, "x", data=str(bad)))
+    bad.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
+                   '{"oops": 1}\n')
+    with pytest.raises(DataError, match="bad.jsonl:2: missing field 'messages'"):
         train(cfg_for(tmp_path, tiny_model_dir, "x", data=str(bad)))
     bad.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], '
                    '"weight": -1}\n')
@@ -201,3 +210,46 @@ def test_acceptance_default_model_learns_to_refuse(tmp_path):
     rate = refused / len(items)
     print(f"refusal rate on the 300 training questions: {rate:.3f}")
     assert rate >= 0.8
+
+
+def test_progress_bar_counts_steps_from_the_resumed_step(tmp_path, tiny_model_dir):
+    from rait.progress import TrainBar
+
+    seen = []
+
+    class Spy(TrainBar):
+        def on_train_end(self, args, state, control, **kw):
+            seen.append((self.bar.total, self.bar.n, dict(self.bar.postfix and [("p", self.bar.postfix)] or [])))
+            super().on_train_end(args, state, control, **kw)
+
+    from transformers import TrainerCallback
+
+    spy = type("SpyCb", (Spy, TrainerCallback), {})("train", 2)
+    cfg = cfg_for(tmp_path, tiny_model_dir, "bar")
+    train(cfg, callbacks=[spy])
+    total, n, post = seen[0]
+    assert total == n == 6 and "loss=" in post["p"]
+    assert len(spy.losses) == 2  # mean of the last logging_steps losses
+
+
+def test_eval_on_saved_adapter_dir(tmp_path, tiny_model_dir, capsys):
+    """`rait eval --model OUT/adapter`: the base comes from the adapter (the spec the user gave), merged on load."""
+    from rait.cli import main
+    from rait.models import BASE_FILE, is_adapter_dir, load_model
+
+    cfg = cfg_for(tmp_path, tiny_model_dir, "both", save="both", epochs=1)
+    train(cfg)
+    adapter = Path(cfg.out) / "adapter"
+    assert is_adapter_dir(adapter)
+    assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == str(tiny_model_dir)
+    assert json.loads((adapter / BASE_FILE).read_text())["spec"] == str(tiny_model_dir)
+    merged, tok = load_model(cfg.out, dtype="float32", device="cpu")
+    via_adapter, _ = load_model(str(adapter), dtype="float32", device="cpu")
+    ids = tok("What is the capital of France?", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, via_adapter(ids).logits, atol=1e-4)
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Q{i}?", "answers": ["e"]}) + "\n" for i in range(3)))
+    rc = main(["eval", "--model", str(adapter), "--data", f"jsonl:{data}", "--dtype", "float32", "--out",
+               str(tmp_path / "ev"), "--max-new-tokens", "3", "--n-boot", "0", "-q"])
+    assert rc == 0 and json.loads((tmp_path / "ev" / "metrics.json").read_text())["n"] == 3

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Union
 
-from rait.data.schema import LETTERS, QAItem
+from rait.data.schema import LETTERS, QAItem, text_value
 from rait.errors import DataError
 from rait.registry import Registry
 
@@ -150,7 +150,7 @@ def build_mapped(obj: dict, fields: dict[str, str], *, index: int, default_sourc
             raise ValueError(f"missing field {fields[name]!r} (the {name})") from None
 
     source = opt("source") or default_source
-    iid = f"{source}-{index}" if fields["id"] == "@index" else req("id")
+    iid = f"{source}-{index}" if fields["id"] == "@index" else text_value(req("id"), f"field {fields['id']!r} (the id)")
     question = req("question")
     if not isinstance(question, str):
         raise ValueError(f"field {fields['question']!r} (the question): expected a string, "
@@ -161,16 +161,16 @@ def build_mapped(obj: dict, fields: dict[str, str], *, index: int, default_sourc
         raw_choices = list(raw_choices.values())
     if raw_choices is not None and not isinstance(raw_choices, list):
         raise ValueError(f"field {fields['choices']!r}: expected a list or a mapping of choices")
-    choices = [_text(c) for c in raw_choices] if raw_choices else None
+    choices = [text_value(c, f"choice {i + 1}") for i, c in enumerate(raw_choices)] if raw_choices else None
     answers = opt("answers")
     if answers is None:
         if not choices:
             raise ValueError(f"missing field {fields['answers']!r} (the answer aliases) and no {fields['choices']!r}")
         answers = []
-    elif isinstance(answers, (str, int, float)):
-        answers = [_text(answers)]
+    elif isinstance(answers, (str, int, float)) and not isinstance(answers, bool):
+        answers = [text_value(answers, f"field {fields['answers']!r}")]
     elif isinstance(answers, list):
-        answers = [_text(a) for a in answers]
+        answers = [text_value(a, f"answer alias at position {i}") for i, a in enumerate(answers)]
     else:
         raise ValueError(f"field {fields['answers']!r}: expected a list of strings or a string")
     gold = None
@@ -215,12 +215,14 @@ def read_oeqa(path: Path, opts: dict) -> Iterator[Record]:
             if not isinstance(answers, list):
                 raise ValueError("field 'answers': expected a list of alias strings")
             seen: dict[str, None] = {}
-            for a in answers:
-                seen.setdefault(unquote_csv_artifact(_text(a).replace("\u00a0", " ")), None)
+            for i, a in enumerate(answers):
+                a = text_value(a, f"answer alias at position {i}")
+                seen.setdefault(unquote_csv_artifact(a.replace("\u00a0", " ")), None)
             q = obj["question"]
             if not isinstance(q, str):
                 raise ValueError(f"field 'question': expected a string, got {type(q).__name__}")
-            item = QAItem(id=_text(obj["id"]), question=unquote_csv_artifact(q), answers=list(seen), source=src)
+            item = QAItem(id=text_value(obj["id"], "field 'id'"), question=unquote_csv_artifact(q), answers=list(seen),
+                          source=src)
         except ValueError as e:
             yield str(path), no, DataError(path, no, str(e))
             continue
@@ -316,9 +318,14 @@ def read_mmlu(path: Path, opts: dict) -> Iterator[Record]:
     The line of each record is the CSV line where the record starts (quoted fields may span lines).
     """
     for subject, f in mmlu_files(path, opts.get("split")):
+        yield from _read_mmlu_csv(f, subject)
+
+
+def _read_mmlu_csv(f: Path, subject: str) -> Iterator[Record]:
+    end = 0
+    try:
         with open(f, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
-            end = 0
             header = None
             for row in reader:
                 start, end = end + 1, reader.line_num
@@ -341,6 +348,17 @@ def read_mmlu(path: Path, opts: dict) -> Iterator[Record]:
                 item = QAItem(id=iid, question=r["question"], choices=[r[k] for k in "ABCD"],
                               gold=r["target"].strip(), topic=subject, source="mmlu")
                 yield str(f), start, item
+    except UnicodeDecodeError:
+        data = f.read_bytes()
+        try:
+            data.decode("utf-8")
+            line, where = end + 1, ""
+        except UnicodeDecodeError as e:  # the first bad byte, for the line number
+            line, where = data[: e.start].count(b"\n") + 1, f" (byte 0x{data[e.start]:02x})"
+        raise DataError(f, line, f"not UTF-8 text{where}; re-save the file as UTF-8, e.g. "
+                        f"`iconv -f latin1 -t utf-8 {f.name} > fixed.csv`") from None
+    except csv.Error as e:
+        raise DataError(f, end + 1, f"unreadable CSV ({e}); expected {','.join(MMLU_HEADER)} rows") from None
 
 
 def read_hf(name: str, opts: dict) -> Iterator[Record]:
@@ -352,10 +370,14 @@ def read_hf(name: str, opts: dict) -> Iterator[Record]:
 
     split = opts.get("split")
     try:
-        if Path(name).exists():
+        if Path(name).exists() and not opts.get("data_files"):
             ds = datasets.load_from_disk(name)
         else:
-            ds = datasets.load_dataset(name, opts.get("config"), split=split)
+            files = opts.get("data_files")
+            extra = {"data_files": [f for f in files.split(",") if f] if files else None,
+                     "revision": opts.get("revision") or None}
+            ds = datasets.load_dataset(name, opts.get("config"), split=split,
+                                       **{k: v for k, v in extra.items() if v is not None})
     except Exception as e:  # datasets raises many types; all mean "cannot load"
         raise DataError(name, None, f"cannot load Hugging Face dataset ({type(e).__name__}: {e})") from None
     if isinstance(ds, (datasets.DatasetDict, dict)):

@@ -18,7 +18,9 @@ to :func:`load`; keyword arguments win).
                    (default: file stem). Override with ``?question=q&answers=answer.aliases`` (dotted = nested);
                    ``id=@index`` numbers the records ``<source>-<i>``.
 ``hf:NAME``        Hugging Face ``datasets``: a ``save_to_disk`` directory or a hub name (``HF_DATASETS_OFFLINE``
-                   honoured); ``?split=``, ``?config=`` and the same field mapping as ``jsonl``.
+                   honoured); ``?split=``, ``?config=``, ``?revision=`` (branch, tag or commit), ``?data_files=``
+                   (comma-separated; e.g. ``hf:json?data_files=a.jsonl&split=train``) and the same field mapping
+                   as ``jsonl``.
 ``builtin:NAME``   package data ``rait/data/builtin/NAME.jsonl`` (QAItem dicts); ``builtin:NAME/SPLIT`` keeps the
                    topics listed under SPLIT in ``NAME_splits.json``.
 =================  ==========================================================================================
@@ -47,6 +49,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -166,8 +169,9 @@ def load_with_report(spec: str, *, limit: int | None = None, on_error: str = "ra
     """
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error={on_error!r}: expected one of {list(ON_ERROR)}")
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit={limit!r}: expected a non-negative integer or None")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise DataError(spec, None, f"limit {limit!r}: expected a non-negative number of items "
+                        "(e.g. --limit 200), or none for all")
     fmt, loc, opts = parse_spec(spec)
     options = {k: v for k, v in options.items() if v is not None}
     _check_options(spec, fmt, options)
@@ -176,6 +180,9 @@ def load_with_report(spec: str, *, limit: int | None = None, on_error: str = "ra
     records = FORMATS.get(fmt).read(spec, loc, opts)
     report = LoadReport(spec=spec)
     items = _collect(records, report, limit=limit, skip=on_error == "skip", max_choices=max_choices)
+    if report.n_read == 0 and limit != 0:
+        raise DataError(spec, None, "no records: the file is empty (or a CSV holds only its header, or the split "
+                        "selects nothing); check the path and the format prefix")
     if report.skipped:
         log.warning("%s", report.summary())
     return items, report
@@ -258,10 +265,14 @@ def _collect(records: Iterator[Record], report: LoadReport, *, limit: int | None
 
 
 # ----------------------------------------------------------------------------------------------------- format glue
-def _existing(spec: str, loc: str) -> Path:
+def _existing(spec: str, loc: str, dir_ok: bool = False) -> Path:
     p = Path(loc).expanduser()
     if not p.exists():
         raise DataError(p, None, f"file not found (from spec {spec!r})")
+    if p.is_dir() and not dir_ok:
+        raise DataError(p, None, f"is a directory; expected a file (from spec {spec!r})")
+    if not os.access(p, os.R_OK):
+        raise DataError(p, None, "permission denied; make the file readable (chmod +r) or copy it elsewhere")
     return p
 
 
@@ -288,7 +299,7 @@ def _read_arc(spec: str, loc: str, opts: dict) -> Iterator[Record]:
 
 
 def _read_mmlu(spec: str, loc: str, opts: dict) -> Iterator[Record]:
-    return formats.read_mmlu(_existing(spec, loc), opts)
+    return formats.read_mmlu(_existing(spec, loc, dir_ok=True), opts)
 
 
 def _read_jsonl(spec: str, loc: str, opts: dict) -> Iterator[Record]:
@@ -299,7 +310,7 @@ def _read_jsonl(spec: str, loc: str, opts: dict) -> Iterator[Record]:
 
 def _read_hf(spec: str, loc: str, opts: dict) -> Iterator[Record]:
     fields = _fields(spec, opts)
-    return formats.read_hf(loc, {"fields": fields, "split": opts.get("split"), "config": opts.get("config")})
+    return formats.read_hf(loc, {"fields": fields, **{k: opts.get(k) for k in ("split", "config", "data_files", "revision")}})
 
 
 def _read_builtin(spec: str, loc: str, opts: dict) -> Iterator[Record]:
@@ -328,6 +339,6 @@ def _read_builtin(spec: str, loc: str, opts: dict) -> Iterator[Record]:
 for _name, _read, _options in (
     ("triviaqa", _read_oeqa("triviaqa"), ()), ("nq", _read_oeqa("nq"), ()), ("mmlu", _read_mmlu, ("split",)),
     ("arc", _read_arc, ("max_choices",)), ("jsonl", _read_jsonl, ("max_choices", *DEFAULT_FIELDS)),
-    ("hf", _read_hf, ("split", "config", "max_choices", *DEFAULT_FIELDS)), ("builtin", _read_builtin, ()),
+    ("hf", _read_hf, ("split", "config", "data_files", "revision", "max_choices", *DEFAULT_FIELDS)), ("builtin", _read_builtin, ()),
 ):
     register_format(_name, _options)(_read)

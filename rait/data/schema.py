@@ -12,10 +12,58 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 LETTERS = "ABCDEFGHIJ"
+
+#: Knowledge-table columns that must hold numbers (or null); ``correctness*`` also lie in [0, 1].
+TABLE_NUMBERS = ("correctness", "correctness_raw", "certainty", "entropy", "correctness_rehearsed",
+                 "certainty_rehearsed", "flow")
+
+
+def text_value(v: Any, what: str) -> str:
+    """A string field value: strings as they are, finite numbers as text (``1945`` -> ``"1945"``).
+
+    Raises:
+        ValueError: null, NaN/inf, booleans, lists and objects (``[null]`` must not become the alias "None").
+
+    >>> text_value(1945, "answer alias")
+    '1945'
+    >>> text_value(None, "answer alias")
+    Traceback (most recent call last):
+    ...
+    ValueError: answer alias is null; expected a string
+    """
+    if isinstance(v, str):
+        return v
+    if v is None:
+        raise ValueError(f"{what} is null; expected a string")
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"{what} is {type(v).__name__} {v!r}; expected a string")
+    if not math.isfinite(v):
+        raise ValueError(f"{what} is {v!r}; expected a string")
+    return str(v)
+
+
+def check_table_row(row: dict[str, Any]) -> str | None:
+    """The first bad numeric value of a knowledge-table row (see :data:`TABLE_NUMBERS`), or None.
+
+    >>> check_table_row({"id": "a", "correctness": "high"})
+    "field 'correctness' is 'high'; expected a number in [0, 1] (the share of correct samples)"
+    """
+    for k in TABLE_NUMBERS:
+        v = row.get(k)
+        if v is None:
+            continue
+        rng = k.startswith("correctness")
+        expect = "a number in [0, 1] (the share of correct samples)" if rng else "a number"
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return f"field {k!r} is {v!r}; expected {expect}"
+        if rng and not 0.0 <= v <= 1.0:
+            return f"field {k!r} is {v!r}; expected {expect}"
+    return None
 
 
 @dataclass

@@ -115,6 +115,9 @@ def compute(table: Sequence[dict[str, Any]], out: str | Path, make_featurizer: C
     """
     out = Path(out)
     (out / "shards").mkdir(parents=True, exist_ok=True)
+    from rait.safety import clean_stale_temps
+
+    clean_stale_temps(out)  # temporary files of a killed run (those of live shards stay)
     i, n = shard
     config = dict(config, n_items=len(table), shard_size=shard_size, threshold=threshold,
                   system_prompt=system_prompt, table_sha256=table_hash(table, threshold, system_prompt))
@@ -123,26 +126,39 @@ def compute(table: Sequence[dict[str, Any]], out: str | Path, make_featurizer: C
     todo = [k for k in range(n_chunks(len(table), shard_size))
             if k % n == i and not (out / "shards" / f"{k:05d}.json").exists()]
     fz = make_featurizer() if todo else None
-    for k in todo:
-        t0 = time.time()
-        s, e = k * shard_size, min(len(table), (k + 1) * shard_size)
-        # identical conversations (idk-labelled rows appear in both sets) are computed once
-        convs, where = [], {}
-        keys = []
-        for c in van[s:e] + idk[s:e]:
-            key = json.dumps(c)
-            if key not in where:
-                where[key] = len(convs)
-                convs.append(c)
-            keys.append(where[key])
-        feats = fz.features(convs)[keys]
-        _atomic_npy(out / "shards" / f"{k:05d}.van.npy", feats[: e - s])
-        _atomic_npy(out / "shards" / f"{k:05d}.idk.npy", feats[e - s:])
-        _atomic_json(out / "shards" / f"{k:05d}.json",
-                     {"chunk": k, "ids": [r["id"] for r in table[s:e]], "rows": len(convs),
-                      "seconds": round(time.time() - t0, 3)})
-        log(f"chunk {k}: items {s}-{e - 1}, {len(convs)} distinct rows, {time.time() - t0:.1f}s")
+    plans = {k: _distinct(van[k * shard_size:(k + 1) * shard_size] + idk[k * shard_size:(k + 1) * shard_size])
+             for k in todo}
+    from rait.progress import bar, track_batches
+
+    with bar(sum(len(p[0]) for p in plans.values()), "grads", unit="row", disable=not todo) as b:
+        for k in todo:
+            t0 = time.time()
+            s, e = k * shard_size, min(len(table), (k + 1) * shard_size)
+            # identical conversations (idk-labelled rows appear in both sets) are computed once
+            convs, keys = plans[k]
+            with track_batches(getattr(fz, "model", None), b, len(convs)):
+                feats = fz.features(convs)[keys]
+            _atomic_npy(out / "shards" / f"{k:05d}.van.npy", feats[: e - s])
+            _atomic_npy(out / "shards" / f"{k:05d}.idk.npy", feats[e - s:])
+            _atomic_json(out / "shards" / f"{k:05d}.json",
+                         {"chunk": k, "ids": [r["id"] for r in table[s:e]], "rows": len(convs),
+                          "seconds": round(time.time() - t0, 3)})
+            b.clear()
+            log(f"chunk {k}: items {s}-{e - 1}, {len(convs)} distinct rows, {time.time() - t0:.1f}s")
+            b.refresh()
     return todo
+
+
+def _distinct(convs: Sequence[Any]) -> tuple[list[Any], list[int]]:
+    """``(distinct conversations, index of each input among them)``."""
+    out, where, keys = [], {}, []
+    for c in convs:
+        key = json.dumps(c)
+        if key not in where:
+            where[key] = len(out)
+            out.append(c)
+        keys.append(where[key])
+    return out, keys
 
 
 def pending(out: str | Path) -> list[int]:

@@ -345,3 +345,24 @@ def test_hf_missing_dataset_is_dataerror(tmp_path, monkeypatch):
     pytest.importorskip("datasets")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     raises("hf:no-such-user/no-such-dataset-xyz", "no-such-user/no-such-dataset-xyz", "cannot load")
+
+
+def test_hf_data_files_split_and_revision(tmp_path, monkeypatch):
+    """`hf:json?data_files=a,b&split=train`: a datasets builder over local files; `revision=` reaches load_dataset."""
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    for name, i in (("a.jsonl", 1), ("b.jsonl", 2)):
+        (tmp_path / name).write_text(json.dumps({"id": f"q{i}", "question": f"Q{i}?", "answers": [f"A{i}"]}) + "\n")
+    spec = f"hf:json?data_files={tmp_path / 'a.jsonl'},{tmp_path / 'b.jsonl'}&split=train"
+    assert [(i.id, i.answers) for i in load(spec)] == [("q1", ["A1"]), ("q2", ["A2"])]
+    seen = {}
+
+    def fake(name, config=None, split=None, **kw):
+        seen.update(kw, name=name, split=split)
+        return datasets.Dataset.from_list([{"id": "x", "question": "Q?", "answers": ["A"]}])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake)
+    load("hf:org/qa?split=validation&revision=v1.2")
+    assert seen == {"name": "org/qa", "split": "validation", "revision": "v1.2"}
+    raises("hf:org/qa?colour=red", "not accepted", "data_files", "revision")
