@@ -27,7 +27,6 @@ import argparse
 import dataclasses
 import json
 import random
-import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -317,7 +316,8 @@ def execute(plan: Plan, dry_run: bool = False, log: Callable[[str], None] = prin
         if st.name != "aggregate" and st.out.exists() and (
                 not started.exists() or json.loads(started.read_text()).get("key") != st.key):
             # outputs of other settings: start clean, deleting only what rait wrote (same key: resume inside)
-            safety.clear_stage_dir(st.out, *safety.stage_record(st.out), f"settings of stage {st.name} changed", log=log)
+            safety.clear_stage_dir(st.out, *safety.stage_record(st.out), f"settings of stage {st.name} changed",
+                                   log=log)
         if st.name != "aggregate":
             safety.clean_stale_temps(st.out, log)
             atomic_write_text(started, json.dumps({"key": st.key}) + "\n")

@@ -37,7 +37,8 @@ from rait.errors import RaitError
 #: Files of rait's own bookkeeping inside a stage directory (never foreign).
 MARKERS = (".stage.json", ".stage-started.json", ".rait.lock")
 #: Temporary files rait writes before a rename: ``.NAME.tmpPID``, ``NAME.tmpPID[.npy]``, ``NAME.tmp``.
-_TEMP = re.compile(r"(^\..+\.tmp\d+$)|(\.tmp\d+(\.npy)?$)|(^(train|decisions)\.jsonl\.tmp$)|(^(summary|manifest)\.json\.tmp$)")
+_TEMP = re.compile(r"(^\..+\.tmp\d+$)|(\.tmp\d+(\.npy)?$)|(^(train|decisions)\.jsonl\.tmp$)"
+                   r"|(^(summary|manifest)\.json\.tmp$)")
 FORCE_HINT = "pass --force (or set RAIT_FORCE=1) to delete them anyway"
 
 _force = False

@@ -283,7 +283,8 @@ def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks:
         save_strategy="steps" if cfg.save_steps > 0 else "no",
         save_steps=max(cfg.save_steps, 1),
         save_total_limit=cfg.save_total_limit,
-        logging_steps=1,  # every step's loss lands in log_history (kept in checkpoints): loss over all steps after a resume
+        # every step's loss lands in log_history (kept in checkpoints): the loss over all steps after a resume
+        logging_steps=1,
         report_to="none",
         remove_unused_columns=False,
         ddp_find_unused_parameters=False,
@@ -293,7 +294,8 @@ def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks:
     trainer = WeightedTrainer(
         model=model, args=args, train_dataset=ListDataset(examples),
         data_collator=WeightedCollator(pad_id, cfg.padding_free),
-        loss_reduction=cfg.loss_reduction, trim_logits=cfg.trim_logits, callbacks=[train_progress(every=cfg.logging_steps), *callbacks],
+        loss_reduction=cfg.loss_reduction, trim_logits=cfg.trim_logits,
+        callbacks=[train_progress(every=cfg.logging_steps), *callbacks],
         processing_class=tokenizer,
     )
     resume_from = None

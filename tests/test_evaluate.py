@@ -359,7 +359,8 @@ def test_export_lm_eval_layout(tmp_path, tok):
     assert 0 < r["correct_stderr,none"] < 0.5
     assert res["higher_is_better"][task] == {"correct": True, "wrong": False, "refused": False, "fail_parse": False,
                                              "ths": True}
-    assert res["n-samples"][task] == {"original": 4, "effective": 4} and res["config"]["model_args"] == "pretrained=org/m1"
+    assert res["n-samples"][task] == {"original": 4, "effective": 4}
+    assert res["config"]["model_args"] == "pretrained=org/m1"
     samples = [json.loads(x) for x in
                next((Path(cfg.out) / "lm-eval" / "org__m1").glob(f"samples_{task}_*.jsonl")).read_text().splitlines()]
     assert [s["correct"] for s in samples] == [1.0, 0.0, 0.0, 0.0] and samples[2]["refused"] == 1.0

@@ -115,7 +115,8 @@ def test_auto_dtype_follows_a_cached_measurement(monkeypatch, tmp_path):
 
 # ----------------------------------------------------------------------------- bad specs
 def test_missing_dir(tmp_path):
-    with pytest.raises(ModelError, match=r"not 'default', a \.gguf file, an existing model or adapter directory, or an HF hub id"):
+    with pytest.raises(ModelError, match=r"not 'default', a \.gguf file, an existing model or adapter directory, "
+                                         r"or an HF hub id"):
         resolve(str(tmp_path / "no_such_model"))
     with pytest.raises(ModelError, match="no_such_model"):
         load_model(str(tmp_path / "no_such_model"))

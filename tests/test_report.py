@@ -160,7 +160,8 @@ def test_browser_shows_which_alias_matched(tmp_path):
     d = make_run_dir(tmp_path, n_items=3)
     for m in METHODS:
         _write_jsonl(d / "eval" / m / "seed0" / "nq" / "items.jsonl", [
-            {"id": "x", "question": "Who?", "gold": ["Smith", "J. Doe"], "output": "It was j. doe", "verdict": "correct"},
+            {"id": "x", "question": "Who?", "gold": ["Smith", "J. Doe"], "output": "It was j. doe",
+             "verdict": "correct"},
             {"id": "y", "question": "What?", "gold": ["Paris"], "output": "Rome", "verdict": "wrong"}])
     g = next(g for g in browser_data(load_run(d))["groups"] if g["test"] == "nq" and g["seed"] == 0)
     assert [c[3] for c in g["items"][0][3]] == ["J. Doe"] * 3 and g["items"][1][3][0][3] == ""
@@ -313,7 +314,8 @@ def test_chessboard_certainty_axis_says_certainty():
     orig = matplotlib.axes.Axes.set_ylabel
     try:
         matplotlib.axes.Axes.set_ylabel = lambda self, label, **kw: seen.append(label) or orig(self, label, **kw)
-        chessboard_png(table, {"van": {f"q{i}": {"label": "van"} for i in range(5)}}, ["van"], certainty_name="embedding")
+        chessboard_png(table, {"van": {f"q{i}": {"label": "van"} for i in range(5)}}, ["van"],
+                       certainty_name="embedding")
     finally:
         matplotlib.axes.Axes.set_ylabel = orig
     assert "M0 certainty (embedding)" in seen

@@ -249,7 +249,8 @@ def test_eval_on_saved_adapter_dir(tmp_path, tiny_model_dir, capsys):
     with torch.no_grad():
         assert torch.allclose(merged(ids).logits, via_adapter(ids).logits, atol=1e-4)
     data = tmp_path / "qa.jsonl"
-    data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Q{i}?", "answers": ["e"]}) + "\n" for i in range(3)))
+    rows = [{"id": f"q{i}", "question": f"Q{i}?", "answers": ["e"]} for i in range(3)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     rc = main(["eval", "--model", str(adapter), "--data", f"jsonl:{data}", "--dtype", "float32", "--out",
                str(tmp_path / "ev"), "--max-new-tokens", "3", "--n-boot", "0", "-q"])
     assert rc == 0 and json.loads((tmp_path / "ev" / "metrics.json").read_text())["n"] == 3

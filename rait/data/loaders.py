@@ -310,7 +310,8 @@ def _read_jsonl(spec: str, loc: str, opts: dict) -> Iterator[Record]:
 
 def _read_hf(spec: str, loc: str, opts: dict) -> Iterator[Record]:
     fields = _fields(spec, opts)
-    return formats.read_hf(loc, {"fields": fields, **{k: opts.get(k) for k in ("split", "config", "data_files", "revision")}})
+    keys = ("split", "config", "data_files", "revision")
+    return formats.read_hf(loc, {"fields": fields, **{k: opts.get(k) for k in keys}})
 
 
 def _read_builtin(spec: str, loc: str, opts: dict) -> Iterator[Record]:
@@ -339,6 +340,7 @@ def _read_builtin(spec: str, loc: str, opts: dict) -> Iterator[Record]:
 for _name, _read, _options in (
     ("triviaqa", _read_oeqa("triviaqa"), ()), ("nq", _read_oeqa("nq"), ()), ("mmlu", _read_mmlu, ("split",)),
     ("arc", _read_arc, ("max_choices",)), ("jsonl", _read_jsonl, ("max_choices", *DEFAULT_FIELDS)),
-    ("hf", _read_hf, ("split", "config", "data_files", "revision", "max_choices", *DEFAULT_FIELDS)), ("builtin", _read_builtin, ()),
+    ("hf", _read_hf, ("split", "config", "data_files", "revision", "max_choices", *DEFAULT_FIELDS)),
+    ("builtin", _read_builtin, ()),
 ):
     register_format(_name, _options)(_read)
