@@ -71,6 +71,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, a, where)
             except (ConfigError, ValueError, TypeError):
                 continue
+        kinds = [a for a in args if a is not type(None)]
+        if kinds and all(a in (int, float) for a in kinds):
+            raise ConfigError(f"{where}: expected a number{' or null' if type(None) in args else ''}, got {value!r}")
         raise ConfigError(f"{where}: cannot read {value!r} as {tp}")
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
