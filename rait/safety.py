@@ -167,7 +167,8 @@ def check_overwrite(out: str | Path, names: Sequence[str], owner: Callable[[dict
             manifest = {}
     if manifest and owner(manifest):
         return
-    whose = (f"written by another run ({', '.join(f'{k}={manifest[k]}' for k in ('stage', 'method') if k in manifest)})"
+    facts = {**(manifest.get("outputs") or {}), **manifest} if manifest else {}  # the method sits in outputs
+    whose = (f"written by another run ({', '.join(f'{k}={facts[k]}' for k in ('stage', 'method') if k in facts)})"
              if manifest else "not written by rait (no manifest.json)")
     raise RaitError(f"{out}: {_describe(present)} {whose}; writing the {what} would overwrite it; "
                     f"choose another --out, or pass --force (or set RAIT_FORCE=1) to overwrite")

@@ -165,7 +165,7 @@ def test_build_refuses_another_methods_directory(tmp_path, monkeypatch):
         run_build("van", str(table), str(user), [])
     monkeypatch.setenv("RAIT_FORCE", "1")
     run_build("cor_rait", str(table), str(out), [])
-    assert json.loads((out / "manifest.json").read_text())["method"] == "cor_rait"
+    assert json.loads((out / "manifest.json").read_text())["outputs"]["method"] == "cor_rait"
 
 
 def test_check_writable(tmp_path):
@@ -179,14 +179,18 @@ def test_check_writable(tmp_path):
     assert (tmp_path / "new" / "dir").is_dir()
 
 
-def test_force_flag_anywhere_on_the_command_line(monkeypatch):
+def test_force_flag_anywhere_on_the_command_line(monkeypatch, tmp_path):
     import rait.pipeline as pl
     from rait.cli import _global_flags, main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_text("name: x\nmethods: [init_basic]\n")  # `rait run` reads its config first
 
     assert _global_flags(["run", "c.yaml", "--force", "-vv", "-q", "--", "-v"]) == (
         ["run", "c.yaml", "--", "-v"], {"verbose": 2, "quiet": 1, "force": 1})
     seen = []
     monkeypatch.setattr(pl, "run", lambda config, overrides=(), dry_run=False: seen.append(safety.forced()))
+    # (rait run builds the typed RunConfig from c.yaml, then calls pipeline.run)
     assert main(["run", "c.yaml", "--force"]) == 0 and main(["run", "c.yaml"]) == 0
     assert seen == [True, False] and not safety.forced()  # scoped to the one command
 
