@@ -103,7 +103,7 @@ def test_optional_coercion(name):
     assert getattr(from_dict(Cfg, {name: "none"}), name) is None
     assert getattr(from_dict(Cfg, {name: "null"}), name) is None
     assert getattr(from_dict(Cfg, {name: "7"}), name) == 7
-    with pytest.raises(ConfigError, match=f"Cfg.{name}: cannot read"):
+    with pytest.raises(ConfigError, match=f"Cfg.{name}: expected a number or null, got 'lots'"):
         from_dict(Cfg, {name: "lots"})
 
 

@@ -112,7 +112,7 @@ def test_resume_after_kill(tmp_path, tiny_model_dir):
     # the resumed run reports the loss over all 6 steps, as the uninterrupted one does
     ref_man = json.loads((Path(ref).parent / "manifest.json").read_text()) if Path(ref).name == "adapter" else \
         json.loads((Path(ref) / "manifest.json").read_text())
-    assert man["train_loss"] == pytest.approx(ref_man["train_loss"], abs=1e-4)
+    assert man["outputs"]["train_loss"] == pytest.approx(ref_man["outputs"]["train_loss"], abs=1e-4)
     assert not list(Path(cfg.out).rglob(".*.tmp*"))  # atomic writes leave no temp files
 
 
