@@ -130,8 +130,11 @@ def write_decisions(ctx: Any, scores: dict[str, float], fit: dict[str, Any], ext
     recs = []
     for r, v in zip(base, verdicts):
         refused = v == "refuse" and r["verdict"] != "refuse"
-        recs.append({**r, "output": "I don't know" if refused else r["output"], "verdict": v,
-                     "confidence": float(scores[r["id"]]), "m0_output": r["output"]})
+        rec = {**r, "output": "I don't know" if refused else r["output"], "verdict": v,
+               "confidence": float(scores[r["id"]]), "m0_output": r["output"]}
+        if refused and isinstance(r.get("verdicts"), dict):  # every scoring view (papers', echo-safe) refuses too
+            rec["verdicts"] = {k: "refuse" for k in r["verdicts"]}
+        recs.append(rec)
     cfg = replace(ctx.eval if ctx.eval is not None else EvalConfig(), prompt="basic", reference=str(ctx.reference))
     metrics = compute_metrics(recs, cfg, load_reference(ctx.reference))
     metrics.update({"model": ctx.model, "data": str(ctx.data), "method": ctx.method, "abstain": {

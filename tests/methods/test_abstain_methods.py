@@ -50,6 +50,7 @@ def test_abstention_baselines_run_fit_on_the_pool_only(tiny_run, tmp_path):
         for r in items:  # refuse below tau, else exactly Init-Basic's verdict
             if tau is not None and r["confidence"] < tau:
                 assert r["verdict"] == "refuse"
+                assert set((r.get("verdicts") or {"x": "refuse"}).values()) == {"refuse"}  # every scoring view
             else:
                 assert r["verdict"] == base[r["id"]]["verdict"] and r["output"] == base[r["id"]]["output"]
     assert json.loads((plan.eval_dir("abstain_consistency", 0, "id") / "metrics.json").read_text())[
