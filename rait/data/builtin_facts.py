@@ -212,19 +212,28 @@ def splits_json() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Regenerate ``facts.jsonl`` and ``facts_splits.json`` next to the tables; print counts per topic."""
     b = _build()
-    topics = Counter(it.topic for it in b.items)
-    missing = set(topics) ^ {tp for v in SPLITS.values() for tp in v}
-    if missing:
-        raise SystemExit(f"SPLITS and the generated topics disagree on: {sorted(missing)}")
-    JSONL_PATH.write_text(to_jsonl(b.items), encoding="utf-8")
-    SPLITS_PATH.write_text(splits_json(), encoding="utf-8")
-    for name, tps in SPLITS.items():
-        n = sum(topics[tp] for tp in tps)
-        print(f"[{name}] {n} items: " + ", ".join(f"{tp}={topics[tp]}" for tp in tps))
-    print(f"total {len(b.items)} items in {len(topics)} topics -> {JSONL_PATH}")
-    for reason, n in sorted(b.dropped.items()):
-        print(f"  dropped {n}: {reason}")
+    write_set(b.items, b.dropped, SPLITS, JSONL_PATH, SPLITS_PATH)
     return 0
+
+
+def write_set(items: list[QAItem], dropped: Counter, splits: dict[str, list[str]], jsonl: Path,
+              splits_path: Path) -> None:
+    """Write a built-in set's JSONL and splits file; print counts per split and topic, and what was dropped.
+
+    Raises:
+        SystemExit: the splits and the generated topics disagree.
+    """
+    topics = Counter(it.topic for it in items)
+    missing = set(topics) ^ {tp for v in splits.values() for tp in v}
+    if missing:
+        raise SystemExit(f"the splits and the generated topics disagree on: {sorted(missing)}")
+    jsonl.write_text(to_jsonl(items), encoding="utf-8")
+    splits_path.write_text(json.dumps(splits, indent=2) + "\n", encoding="utf-8")
+    for name, tps in splits.items():
+        print(f"[{name}] {sum(topics[tp] for tp in tps)} items: " + ", ".join(f"{tp}={topics[tp]}" for tp in tps))
+    print(f"total {len(items)} items in {len(topics)} topics -> {jsonl}")
+    for reason, n in sorted(dropped.items()):
+        print(f"  dropped {n}: {reason}")
 
 
 if __name__ == "__main__":

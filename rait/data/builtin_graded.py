@@ -39,7 +39,6 @@ Regenerate with ``python -m rait.data.builtin_graded`` (prints counts per relati
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import unicodedata
@@ -47,7 +46,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
-from rait.data.builtin_facts import to_jsonl
+from rait.data.builtin_facts import write_set
 from rait.data.schema import QAItem
 
 SOURCE = "builtin:graded"
@@ -336,14 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     """Regenerate ``graded.jsonl`` and ``graded_splits.json``; print counts per relation and drops."""
     check_versions()
     b = build()
-    topics = Counter(it.topic for it in b.items)
-    JSONL_PATH.write_text(to_jsonl(b.items), encoding="utf-8")
-    SPLITS_PATH.write_text(json.dumps(SPLITS, indent=2) + "\n", encoding="utf-8")
-    for name, tps in SPLITS.items():
-        print(f"[{name}] {sum(topics[t] for t in tps)} items: " + ", ".join(f"{t}={topics[t]}" for t in tps))
-    print(f"total {len(b.items)} items -> {JSONL_PATH}")
-    for reason, n in sorted(b.dropped.items()):
-        print(f"  dropped {n}: {reason}")
+    write_set(b.items, b.dropped, SPLITS, JSONL_PATH, SPLITS_PATH)
     return 0
 
 
