@@ -81,7 +81,7 @@ def fit_probe(states: np.ndarray, known: Sequence[int], folds: int = 5, seed: in
     y = np.asarray(known, dtype=int)
     minority = int(min(y.sum(), len(y) - y.sum()))
     if minority < 2:
-        raise RaitError(f"abstain_probe: the pool has {minority} item(s) of one class (known/unknown); "
+        raise RaitError(f"hidden-state probe: the pool has {minority} item(s) of one class (known/unknown); "
                         "a probe needs at least 2 of each — use a larger or more varied pool")
     cv = StratifiedKFold(n_splits=min(folds, minority), shuffle=True, random_state=seed)
     aurocs, preds = [], []

@@ -133,7 +133,7 @@ class RunConfig:
             raise ConfigError(f"method_config.{m}: expected a mapping, got {own!r}")
         data = {**(self.build if meth.trains else {}), **own}
         fields = {f.name for f in dataclasses.fields(meth.config_cls)}
-        for kind in meth.needs:
+        for kind in meth.needs if meth.trains else ():  # the build receives the paths; eval hooks get ctx
             target = KINDS.get(kind).build_field
             if target and target not in fields:
                 raise ConfigError(f"method {m!r} needs {kind!r}, which reaches it in the config field {target!r}; "

@@ -107,4 +107,5 @@ def _make_hidden(plan: "Plan") -> "Stage":
 
 provide(Provider("test_tables", "probe_tests", (), lambda r: r / "probe" / "tests", lambda r: r / "probe" / "tests",
                  _make_tests))
-provide(Provider("hidden_states", "hidden", (), lambda r: r / "hidden", lambda r: r / "hidden", _make_hidden))
+provide(Provider("hidden_states", "hidden", (), lambda r: r / "hidden", lambda r: r / "hidden", _make_hidden,
+                 build_field="hidden_dir"))

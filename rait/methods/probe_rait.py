@@ -1,0 +1,105 @@
+"""Probe-RAIT (rait's own candidate): label the pool with what M0's hidden states say it knows.
+
+Cor-RAIT labels an item "known" from k sampled answers — a noisy estimate (with k = 6, an item M0 knows half
+the time lands on either side by chance), and a label the tuned model can only learn if it can tell such items
+apart from the question. Probe-RAIT instead fits a logistic-regression probe on M0's hidden state of each pool
+question (artifact ``hidden_states``; layer chosen by stratified cross-validation, as ``abstain_probe`` does)
+predicting M0's greedy correctness, and labels every pool item by its **cross-fitted** p(correct) (each item
+scored by a probe that did not see it):
+
+    hard (default): p_i >= tau -> gold answer, else refusal; tau maximises THS on the pool
+                    (:func:`rait.abstain.fit_threshold`, reference = answer everything);
+    soft:           gold answer with weight p_i and refusal with weight 1 - p_i (as Soft-RAIT).
+
+The labels are, by construction, a linear function of M0's own representation of the question — the boundary a
+fine-tune of M0 can represent — and tau puts the refusal rate where THS is best on the pool instead of at the
+papers' fixed 20 % idk share.
+
+Cost: one forward pass per pool question (the ``hidden`` stage, shared with ``abstain_probe``) and a few
+seconds of scikit-learn; the whole pool is used.
+
+Example:
+    >>> from rait.methods import get
+    >>> m = get("probe_rait")
+    >>> m.trains, m.needs
+    (True, ('table', 'hidden_states'))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rait.config import ConfigError, option
+from rait.methods import Summary, register
+from rait.methods._common import CommonConfig, Decisions, finish, make_row, resolve_seed, task_kind
+
+
+@dataclass
+class ProbeRaitConfig(CommonConfig):
+    """Probe-RAIT: the whole pool, labelled by the cross-fitted probe (quotas unused)."""
+
+    hidden_dir: str | None = option(None, "hidden-states directory (rait run sets it)")
+    labels: str = option("hard", "hard: p >= tau answers, else refuses (tau fit on pool THS); soft: weights p, 1-p",
+                         ("hard", "soft"))
+    folds: int = option(5, "stratified folds for the layer choice and the cross-fitted scores")
+    min_weight: float = option(0.05, "soft labels: rows with a weight below this are left out")
+
+    def __post_init__(self) -> None:
+        self._check_common()
+        if self.folds < 2:
+            raise ConfigError(f"folds={self.folds}: expected >= 2")
+
+
+def pool_scores(table: list[dict[str, Any]], hidden_dir: str | Path, folds: int, seed: int) -> dict[str, Any]:
+    """Cross-fitted p(correct) of every table row from the hidden-state probe, with the probe's layer and AUROC."""
+    from rait.abstain import pool_verdicts
+    from rait.errors import DataError
+    from rait.hidden import fit_probe
+    from rait.providers_eval import load_states
+
+    verdicts, source = pool_verdicts(table)
+    ids, states = load_states(Path(hidden_dir), "pool")
+    at = {i: n for n, i in enumerate(ids)}
+    missing = [r["id"] for r in table if r["id"] not in at]
+    if missing:
+        raise DataError(str(hidden_dir), None, f"no hidden state for {len(missing)} pool id(s), e.g. {missing[0]!r}")
+    X = states[[at[r["id"]] for r in table]]
+    probe = fit_probe(X, [v == "correct" for v in verdicts], folds=folds, seed=seed)
+    return {"scores": np.asarray(probe["pool_scores"], dtype=float), "verdicts": verdicts, "source": source,
+            "layer": probe["layer"], "cv_auroc": round(float(probe["cv_auroc"][probe["layer"]]), 4)}
+
+
+@register("probe_rait", "Probe-RAIT (rait): labels from a cross-fitted hidden-state probe of M0, tau fit on pool THS",
+          ProbeRaitConfig, needs=("table", "hidden_states"), display="Probe-RAIT",
+          paper="rait's own (docs/own_method.md)")
+def build(table: list[dict[str, Any]], cfg: ProbeRaitConfig) -> tuple[list[dict[str, Any]], Summary]:
+    from rait.abstain import fit_threshold
+
+    if not cfg.hidden_dir:
+        raise ConfigError("probe_rait: hidden_dir is required (rait run sets it from the 'hidden' stage)")
+    kind = task_kind(table)
+    seed = resolve_seed(cfg, kind)
+    pr = pool_scores(table, cfg.hidden_dir, cfg.folds, seed)
+    fit = fit_threshold(pr["scores"], pr["verdicts"])
+    tau = fit["tau"]
+    dec = Decisions(table, ("correctness",))
+    rows: list[dict[str, Any]] = []
+    for i, p in enumerate(pr["scores"]):
+        if cfg.labels == "soft":
+            pairs = [(lab, w) for lab, w in (("van", p), ("idk", 1 - p)) if w >= cfg.min_weight and w > 0]
+        else:
+            pairs = [("idk" if tau is not None and p < tau else "van", 1.0)]
+        rows += [{**make_row(table[i], cfg, lab), "weight": round(float(w), 6)} for lab, w in pairs]
+        dec.pick(i, "idk" if tau is not None and p < tau else "van", f"probe p(correct) = {p:.3f}, tau = {tau}")
+    summary = {"method": "probe_rait", "kind": kind, "as_released": cfg.as_released,
+               "sizing": {"rule": "whole table", "n_table": len(table)},
+               "thresholds": {"tau": tau, "labels": cfg.labels, "verdicts": pr["source"]},
+               "pools": {"van": int(sum(tau is None or p >= tau for p in pr["scores"])),
+                         "idk": int(sum(tau is not None and p < tau for p in pr["scores"]))},
+               "quotas": {}, "shortfall": {}, "probe": {"layer": pr["layer"], "cv_auroc": pr["cv_auroc"],
+                                                       "pool_ths_at_tau": fit["ths"]}}
+    return finish(table, rows, summary, dec, seed)
