@@ -194,6 +194,76 @@ def chance_check(plan, results: dict) -> list[str]:
     return [head, "", *lines, ""]
 
 
+def _d(c: dict | None) -> str:
+    if not c:
+        return "-"
+    return f"{c['value']:+.1f} [{c['lo']:+.1f}, {c['hi']:+.1f}]" + (" \\*" if c.get("significant") else "")
+
+
+def delta_table(res: dict, tests: list[str], methods: list[str]) -> list[str]:
+    """Paired differences (``results.json["paired"]``): ΔP_c, ΔP_w, ΔTHS against Init-Basic, ΔTHS against
+    Van-Tuning, with the items a ±1-point interval would need."""
+    paired = res.get("paired") or {}
+    if not paired:
+        return []
+    bases = [b for b in (REFERENCE, VANILLA) if b in methods]
+    lines = ["### Paired differences", "",
+             "Each cell is method − baseline on the same test items (seeds kept together), with the paired 95 % "
+             "item-bootstrap interval; \\* = the interval excludes 0. n ±1 = test items a ±1-point interval on "
+             "ΔTHS vs Init-Basic would need at the observed per-item spread.", ""]
+    head = ["method"] + [f"{t} {k}" for t in tests for k in
+                         ("ΔP_c vs Init-Basic", "ΔP_w vs Init-Basic", "ΔTHS vs Init-Basic", "n ±1")
+                         + tuple(f"ΔTHS vs {pretty(b)}" for b in bases[1:])]
+    lines += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for m in methods:
+        if m == REFERENCE:
+            continue
+        cells = []
+        for t in tests:
+            pairs = paired.get(t, {}).get("pairs", {}).get(m, {})
+            ref = pairs.get(REFERENCE, {})
+            n1 = (ref.get("THS") or {}).get("n_for_1pt")
+            cells += [_d(ref.get("P_c")), _d(ref.get("P_w")), _d(ref.get("THS")), f"{n1:,}" if n1 else "-"]
+            cells += [_d(pairs.get(b, {}).get("THS")) if b != m else "-" for b in bases[1:]]
+        lines.append(f"| {pretty(m)} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def diagnostics(plan, tests: list[str], methods: list[str]) -> list[str]:
+    """Refusal alignment, inference cost and label quality from the run's ``diagnostics.json``."""
+    path = plan.root / "diagnostics.json"
+    if not path.exists():
+        return []
+    diag = json.loads(path.read_text())
+    ra, cost, lq = diag.get("refusal_alignment", {}), diag.get("cost", {}), diag.get("label_quality", {})
+    lines = ["### Diagnostics", "",
+             "Refusal alignment: the method's refusals as a detector of M0's wrong greedy answers on the same items "
+             "(AUROC; 0.5 = refusals unrelated to what M0 knows), precision (refused items M0 gets wrong) and recall "
+             "(M0's wrong items refused). Cost: generations and extra forward passes per test question. Label "
+             "quality (trained methods): share of idk rows whose question M0 answers wrongly, of answer rows it "
+             "answers rightly, and of the pool's unknown items labelled idk.", ""]
+    head = ["method"] + [f"{t} {k}" for t in tests for k in ("refused", "AUROC", "precision", "recall")] + \
+        ["generations / q", "forward / q", "idk rows M0-wrong", "van rows M0-right", "unknowns labelled idk"]
+    lines += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+
+    def f(x, pct=False):
+        return "-" if x is None else (f"{100 * x:.0f} %" if pct else f"{x:.2f}")
+
+    for m in methods:
+        if m == REFERENCE:
+            continue
+        cells = []
+        for t in tests:
+            a = ra.get(t, {}).get(m, {})
+            cells += [f(a.get("refused"), True), f(a.get("auroc")), f(a.get("precision")), f(a.get("recall"))]
+        c = cost.get(tests[0], {}).get(m, {})
+        q = lq.get(m, {})
+        cells += [f"{c.get('generations_per_q', 1):g}", f"{c.get('forward_per_q', 0):g}",
+                  f(q.get("idk_m0_wrong"), True), f(q.get("van_m0_right"), True), f(q.get("unknown_labelled_idk"), True)]
+        lines.append(f"| {pretty(m)} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def render(plan, section: str, wall: float, config: str, report: str | None = None) -> str:
     """Markdown of a finished run: results table, label sets, claims, stage times."""
     from rait.pipeline import stage_times
@@ -222,6 +292,8 @@ def render(plan, section: str, wall: float, config: str, report: str | None = No
         lines.append(f"| {pretty(m)} | " + " | ".join(cells) + " |")
     lines.append("")
     lines += chance_check(plan, results)
+    lines += delta_table(res, tests, c.methods)
+    lines += diagnostics(plan, tests, c.methods)
     lines += label_sets(plan)
     lines += claims(results, tests, c.methods)
     times = stage_times(plan)

@@ -43,3 +43,11 @@ def test_rerun_from_scratch_reproduces_results_and_section(tiny_run, tmp_path):
     summary = json.loads((plan_a.root / "build" / "cor_rait" / "summary.json").read_text())
     assert f"| Cor-RAIT | {summary['quotas']['van']} / {summary['quotas']['idk']} |" in text
     assert "GRAIT ≥ CRaFT ≥ Cor-RAIT" in text and "### Wall time" in text
+    # the paired Δ table and the diagnostics come from results.json["paired"] and diagnostics.json
+    d = res_a["paired"]["id"]["pairs"]["craft"]["init_basic"]["THS"]
+    row = next(line for line in text.split("### Paired differences")[1].splitlines() if line.startswith("| CRaFT |"))
+    assert f"{d['value']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]" in row
+    diag = json.loads((plan_a.root / "diagnostics.json").read_text())
+    a = diag["refusal_alignment"]["ood"]["grait"]
+    row = next(line for line in text.split("### Diagnostics")[1].splitlines() if line.startswith("| GRAIT |"))
+    assert f"{100 * a['refused']:.0f} %" in row
