@@ -42,7 +42,8 @@ from _doc import DOC, markers, write_section  # noqa: E402
 #: point name -> ``--set`` overrides of the base run config. ``a+b`` on the command line combines points.
 POINTS: dict[str, list[str]] = {
     "base": [],
-    "rows_all": ["build.n_van=1000000", "build.n_idk=1000000"],  # the whole pool at its natural van:idk ratio
+    # the whole pool at its natural van:idk ratio (quota-free methods such as Soft-RAIT: every item)
+    "rows_all": ["build.n_total=null", "build.n_van=1000000", "build.n_idk=1000000"],
     "idk_half": ["build.idk_share=0.5"],
     "epochs_4": ["train.epochs=4"],
     "lr_2e-3": ["train.lr=0.002"],

@@ -200,14 +200,19 @@ class Plan:
     def _make(self) -> None:
         c, r = self.cfg, self.root
         self.add(Stage("data", r / "data", c.data, lambda: make_data(c.data, r / "data")))
-        for kind in closure(k for m in c.methods for k in get(m).needs):
-            self.add(KINDS.get(kind).make(self))
-        free = [m for m in c.methods if not get(m).trains]
-        for m in sorted(free, key=lambda m: m != REFERENCE):  # the reference first
-            for test, path in self.tests().items():
-                self._eval_free(m, test, path)
-        for m in self.trained():
-            self._trained(m)
+        # Cheapest first: the reference, then methods in order of how many artifact kinds they need (ties: config
+        # order); an artifact's stage comes right before the first method that needs it. So the methods that need
+        # only the knowledge table have results before the rehearsal and the gradients run (the order changes no
+        # stage key).
+        for m in sorted(c.methods, key=lambda m: (m != REFERENCE, len(closure(get(m).needs)))):
+            for kind in closure(get(m).needs):
+                if KINDS.get(kind).stage not in self.stages:
+                    self.add(KINDS.get(kind).make(self))
+            if get(m).trains:
+                self._trained(m)
+            else:
+                for test, path in self.tests().items():
+                    self._eval_free(m, test, path)
         evals = [n for n in self.stages if n.startswith("eval:")]
         self.add(Stage("aggregate", r, {"methods": c.methods, "seeds": c.seeds, "n_boot": c.stage("eval").n_boot},
                        lambda: (write_results(self), write_diagnostics(self)), deps=evals))
