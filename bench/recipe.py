@@ -20,6 +20,7 @@ Usage::
     python bench/recipe.py configs/graded.yaml            # every point in POINTS, then the doc section
     python bench/recipe.py configs/graded.yaml --only rows_all rows_all+epochs_4 --jobs 2
     python bench/recipe.py configs/graded.yaml --only rows_all --seeds 0 1 2 --section recipe_confirm
+    python bench/recipe.py configs/graded.yaml --units base:soft_rait idk_80:cor_rait --set out_root=/data/runs
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ POINTS: dict[str, list[str]] = {
     # the whole pool at its natural van:idk ratio (quota-free methods such as Soft-RAIT: every item)
     "rows_all": ["build.n_total=null", "build.n_van=1000000", "build.n_idk=1000000"],
     "idk_half": ["build.idk_share=0.5"],
+    "idk_80": ["build.idk_share=0.8"],  # about the share of the graded pool the default model gets wrong
     "epochs_4": ["train.epochs=4"],
     "lr_2e-3": ["train.lr=0.002"],
     "lr_1e-4": ["train.lr=0.0001"],
@@ -53,6 +55,8 @@ POINTS: dict[str, list[str]] = {
     "full_ft": ["train.method=full", "train.lr=0.00005"],
 }
 METHODS = ["cor_rait", "craft"]
+#: ``--set`` overrides of the base run config itself (e.g. ``out_root=...``), applied before every point's
+BASE_SET: list[str] = []
 TESTS = ("id", "ood")
 
 
@@ -68,12 +72,15 @@ def overrides_of(point: str) -> list[str]:
     return out
 
 
-def plan_for(config: str, point: str, seeds: list[int]) -> Any:
-    """The base run's plan under the point's overrides (paths of the upstream stages are the base run's)."""
+def plan_for(config: str, point: str, seeds: list[int], method: str | None = None) -> Any:
+    """The base run's plan under the point's overrides (paths of the upstream stages are the base run's); with
+    ``method``, the plan of Init-Basic and that method only (which need not be in the config's list)."""
     from rait.config import load_yaml
     from rait.pipeline import Plan, RunConfig
 
-    return Plan(load_yaml(RunConfig, config, [*overrides_of(point), f"seeds={json.dumps(seeds)}"]))
+    only = [f"methods=[init_basic,{method}]"] if method else []
+    return Plan(load_yaml(RunConfig, config, [*BASE_SET, *overrides_of(point), f"seeds={json.dumps(seeds)}",
+                                              *only]))
 
 
 def unit_configs(plan: Any, method: str, seed: int, out: Path) -> dict[str, Any]:
@@ -101,7 +108,7 @@ def run_unit(config: str, point: str, method: str, seed: int, out_root: Path) ->
     from rait.train import train
 
     out = out_root / point / method / f"seed{seed}"
-    cfgs = unit_configs(plan_for(config, point, [seed]), method, seed, out)
+    cfgs = unit_configs(plan_for(config, point, [seed], method), method, seed, out)
     key = sha256_json(spec({"build": cfgs["build"], "train": cfgs["train"], "eval": cfgs["eval"]}))
     done = out / "done.json"
     if done.exists() and json.loads(done.read_text()).get("key") == key:
@@ -133,7 +140,8 @@ def run_all(config: str, units: list[tuple[str, str, int]], out_root: Path, jobs
         while todo and len(running) < jobs:
             p, m, s = todo.pop(0)
             print(f"[recipe] {p} {m} seed{s}", flush=True)
-            cmd = [sys.executable, __file__, config, "--unit", p, m, str(s), "--out", str(out_root)]
+            cmd = [sys.executable, __file__, config, "--unit", p, m, str(s), "--out", str(out_root)] + \
+                (["--set", *BASE_SET] if BASE_SET else [])
             running.append(subprocess.Popen(cmd, env=env))
         time.sleep(2)
         for proc in [r for r in running if r.poll() is not None]:
@@ -156,7 +164,7 @@ def score_point(config: str, point: str, method: str, seeds: list[int], out_root
     from rait.diagnostics import refusal_alignment
     from rait.paired import paired_deltas
 
-    plan = plan_for(config, point, seeds)
+    plan = plan_for(config, point, seeds, method)
     recs = [json.loads((out_root / point / method / f"seed{s}" / "done.json").read_text()) for s in seeds]
     res: dict[str, Any] = {"point": point, "method": method, "seeds": seeds, "overrides": overrides_of(point),
                            "train_min": round(sum(r["seconds"]["train"] for r in recs) / len(recs) / 60, 2)}
@@ -241,14 +249,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("config", help="base run config (run it with `rait run` first)")
     ap.add_argument("--only", nargs="+", default=None, help="points to run (a+b combines points); default: all")
     ap.add_argument("--methods", nargs="+", default=METHODS)
+    ap.add_argument("--units", nargs="+", default=None, metavar="POINT:METHOD",
+                    help="explicit point:method pairs (instead of every --only point x every --methods method)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--jobs", type=int, default=1, help="units at a time (subprocesses with one torch thread each)")
     ap.add_argument("--out", default=None, help="output root (default: OUT_ROOT/NAME-recipe of the base run)")
     ap.add_argument("--section", default="recipe", help="docs/benchmarks.md section to write")
     ap.add_argument("--doc", default=str(DOC))
     ap.add_argument("--json", default=None, help="also write the results here (default: OUT/recipe.json)")
+    ap.add_argument("--set", nargs="+", default=[], help="overrides of the base run config (as rait run --set)")
     ap.add_argument("--unit", nargs=3, metavar=("POINT", "METHOD", "SEED"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    BASE_SET[:] = a.set
     base = plan_for(a.config, "base", [0])
     out_root = Path(a.out) if a.out else base.root.parent / f"{base.cfg.name}-recipe"
     if a.unit:
@@ -257,12 +269,16 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
         run_unit(a.config, a.unit[0], a.unit[1], int(a.unit[2]), out_root)
         return 0
-    points = a.only or list(POINTS)
-    for p in points:
+    pairs = [tuple(u.split(":", 1)) for u in a.units] if a.units else \
+        [(p, m) for p in (a.only or list(POINTS)) for m in a.methods]
+    for p, m in pairs:
         overrides_of(p)  # unknown names fail before anything runs
+        from rait.methods import get
+
+        get(m)
     t0 = time.time()
-    run_all(a.config, [(p, m, s) for p in points for m in a.methods for s in a.seeds], out_root, a.jobs)
-    results = [score_point(a.config, p, m, a.seeds, out_root) for p in points for m in a.methods]
+    run_all(a.config, [(p, m, s) for p, m in pairs for s in a.seeds], out_root, a.jobs)
+    results = [score_point(a.config, p, m, a.seeds, out_root) for p, m in pairs]
     Path(a.json or out_root / f"{a.section}.json").write_text(json.dumps(results, indent=1) + "\n")
     block = render(a.section, a.config, results, baselines(a.config), time.time() - t0)
     write_section(a.section, block, Path(a.doc))

@@ -16,7 +16,7 @@ fine-tune of M0 can represent — and tau puts the refusal rate where THS is bes
 papers' fixed 20 % idk share.
 
 Cost: one forward pass per pool question (the ``hidden`` stage, shared with ``abstain_probe``) and a few
-seconds of scikit-learn; the whole pool is used.
+seconds of scikit-learn. The probe is fit on the whole pool; ``n_total`` items (default: all) are trained on.
 
 Example:
     >>> from rait.methods import get
@@ -36,11 +36,13 @@ import numpy as np
 from rait.config import ConfigError, option
 from rait.methods import Summary, register
 from rait.methods._common import CommonConfig, Decisions, finish, make_row, resolve_seed, task_kind
+from rait.methods.soft_rait import draw_items
 
 
 @dataclass
 class ProbeRaitConfig(CommonConfig):
-    """Probe-RAIT: the whole pool, labelled by the cross-fitted probe (quotas unused)."""
+    """Probe-RAIT: the pool labelled by the cross-fitted probe; ``n_total`` / ``fraction`` keep that many labelled
+    items, drawn at random (default: the whole pool); the van / idk quotas are unused."""
 
     hidden_dir: str | None = option(None, "hidden-states directory (rait run sets it)")
     labels: str = option("hard", "hard: p >= tau answers, else refuses (tau fit on pool THS); soft: weights p, 1-p",
@@ -75,7 +77,7 @@ def pool_scores(table: list[dict[str, Any]], hidden_dir: str | Path, folds: int,
 
 @register("probe_rait", "Probe-RAIT (rait): labels from a cross-fitted hidden-state probe of M0, tau fit on pool THS",
           ProbeRaitConfig, needs=("table", "hidden_states"), display="Probe-RAIT",
-          paper="rait's own (docs/own_method.md)")
+          paper="rait's own (docs/own_method.md)", random_draw=True)
 def build(table: list[dict[str, Any]], cfg: ProbeRaitConfig) -> tuple[list[dict[str, Any]], Summary]:
     from rait.abstain import fit_threshold
 
@@ -88,7 +90,9 @@ def build(table: list[dict[str, Any]], cfg: ProbeRaitConfig) -> tuple[list[dict[
     tau = fit["tau"]
     dec = Decisions(table, ("correctness",))
     rows: list[dict[str, Any]] = []
-    for i, p in enumerate(pr["scores"]):
+    picks, sizing = draw_items(table, cfg, seed)
+    for i in picks:
+        p = float(pr["scores"][i])
         if cfg.labels == "soft":
             pairs = [(lab, w) for lab, w in (("van", p), ("idk", 1 - p)) if w >= cfg.min_weight and w > 0]
         else:
@@ -96,10 +100,10 @@ def build(table: list[dict[str, Any]], cfg: ProbeRaitConfig) -> tuple[list[dict[
         rows += [{**make_row(table[i], cfg, lab), "weight": round(float(w), 6)} for lab, w in pairs]
         dec.pick(i, "idk" if tau is not None and p < tau else "van", f"probe p(correct) = {p:.3f}, tau = {tau}")
     summary = {"method": "probe_rait", "kind": kind, "as_released": cfg.as_released,
-               "sizing": {"rule": "whole table", "n_table": len(table)},
+               "sizing": sizing,
                "thresholds": {"tau": tau, "labels": cfg.labels, "verdicts": pr["source"]},
                "pools": {"van": int(sum(tau is None or p >= tau for p in pr["scores"])),
                          "idk": int(sum(tau is not None and p < tau for p in pr["scores"]))},
                "quotas": {}, "shortfall": {}, "probe": {"layer": pr["layer"], "cv_auroc": pr["cv_auroc"],
                                                        "pool_ths_at_tau": fit["ths"]}}
-    return finish(table, rows, summary, dec, seed)
+    return finish(table, rows, summary, dec, seed, unpicked_reason="not_drawn")

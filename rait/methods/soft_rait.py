@@ -51,7 +51,7 @@ class SoftRaitConfig(CommonConfig):
             raise ConfigError(f"min_weight={self.min_weight}: expected 0 <= min_weight < 1")
 
 
-def _items(table: list[dict[str, Any]], cfg: SoftRaitConfig, seed: int) -> tuple[list[int], dict[str, Any]]:
+def draw_items(table: list[dict[str, Any]], cfg: CommonConfig, seed: int) -> tuple[list[int], dict[str, Any]]:
     """The pool items used: all, or ``n_total`` / ``fraction`` of them drawn at random."""
     n = len(table)
     if cfg.n_total is None and cfg.fraction is None:
@@ -69,7 +69,7 @@ def build(table: list[dict[str, Any]], cfg: SoftRaitConfig) -> tuple[list[dict[s
     require(table, (cfg.score,), "soft_rait")
     kind = task_kind(table)
     seed = resolve_seed(cfg, kind)
-    picks, sizing = _items(table, cfg, seed)
+    picks, sizing = draw_items(table, cfg, seed)
     dec = Decisions(table, ("correctness",))
     rows: list[dict[str, Any]] = []
     mass = {"van": 0.0, "idk": 0.0}

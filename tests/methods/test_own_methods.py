@@ -117,5 +117,4 @@ def test_own_methods_end_to_end_on_a_tiny_model(tiny_run):
         assert {"id", "ood"} <= set(res[m]) and 0 <= res[m]["id"]["P_r"]["value"] <= 100
         rows = [json.loads(line) for line in (plan.root / "build" / m / "train.jsonl").read_text().splitlines()]
         ids[m] = {r["id"] for r in rows}
-    assert len(ids["soft_rait"]) == 10  # the run's build.n_total counts Soft-RAIT's items
-    assert ids["probe_rait"] == {f"p{i}" for i in range(24)}  # Probe-RAIT labels the whole pool
+    assert len(ids["soft_rait"]) == len(ids["probe_rait"]) == 10  # the run's build.n_total counts their items
