@@ -22,7 +22,7 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import yaml
 
@@ -58,23 +58,8 @@ def _hints(cls: type) -> dict[str, Any]:
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Coerce a YAML/CLI value to a field's annotated type."""
     origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in args:
-            return None
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, where)
-            except (ConfigError, ValueError, TypeError):
-                continue
-        kinds = [a for a in args if a is not type(None)]
-        if kinds and all(a in (int, float) for a in kinds):
-            raise ConfigError(f"{where}: expected a number{' or null' if type(None) in args else ''}, got {value!r}")
-        raise ConfigError(f"{where}: cannot read {value!r} as {tp}")
+        return _coerce_union(value, tp, where)
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -82,14 +67,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a mapping for section {tp.__name__}, got {value!r}")
         return from_dict(tp, value, where=where)
     if origin in (list, tuple, Sequence) or tp in (list, tuple):
-        if isinstance(value, str):
-            value = yaml.safe_load(value) if value.startswith("[") else [v.strip() for v in value.split(",")
-                                                                           if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        inner = args[0] if args else Any
-        out = [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
-        return tuple(out) if origin is tuple else out
+        return _coerce_list(value, tp, where)
     if origin is dict or tp is dict:
         if isinstance(value, str):
             value = yaml.safe_load(value)
@@ -98,34 +76,82 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return dict(value)
     if tp is Any:
         return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
-            return True
-        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
-            return False
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        try:
-            f = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
-        if f != int(f):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return int(f)
-    if tp is float:
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    if tp is str:
-        if isinstance(value, (dict, list)):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return str(value)
+    for scalar, coerce in _SCALARS:
+        if tp is scalar:
+            return coerce(value, where)
     return value
+
+
+def _coerce_union(value: Any, tp: Any, where: str) -> Any:
+    """``X | None`` and other unions: null spellings, then each member type in turn."""
+    args = typing.get_args(tp)
+    if value is None and type(None) in args:
+        return None
+    if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in args:
+        return None
+    for a in args:
+        if a is type(None):
+            continue
+        try:
+            return _coerce(value, a, where)
+        except (ConfigError, ValueError, TypeError):
+            continue
+    kinds = [a for a in args if a is not type(None)]
+    if kinds and all(a in (int, float) for a in kinds):
+        raise ConfigError(f"{where}: expected a number{' or null' if type(None) in args else ''}, got {value!r}")
+    raise ConfigError(f"{where}: cannot read {value!r} as {tp}")
+
+
+def _coerce_list(value: Any, tp: Any, where: str) -> Any:
+    """A list (or tuple) from a YAML list, a ``[...]`` string or a comma-separated string."""
+    if isinstance(value, str):
+        value = yaml.safe_load(value) if value.startswith("[") else [v.strip() for v in value.split(",")
+                                                                       if v.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where}: expected a list, got {value!r}")
+    args = typing.get_args(tp)
+    inner = args[0] if args else Any
+    out = [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+    return tuple(out) if typing.get_origin(tp) is tuple else out
+
+
+def _coerce_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{where}: expected true/false, got {value!r}")
+
+
+def _coerce_int(value: Any, where: str) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if f != int(f):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    return int(f)
+
+
+def _coerce_float(value: Any, where: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+
+
+def _coerce_str(value: Any, where: str) -> str:
+    if isinstance(value, (dict, list)):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return str(value)
+
+
+_SCALARS: tuple[tuple[type, Callable[[Any, str], Any]], ...] = (
+    (bool, _coerce_bool), (int, _coerce_int), (float, _coerce_float), (str, _coerce_str))
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, where: str | None = None) -> T:
