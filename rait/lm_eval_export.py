@@ -77,7 +77,21 @@ def export(eval_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     items = read_jsonl(d / "items.jsonl")
     model = str(metrics.get("model") or cfg.get("model") or "model")
     task = task_name(str(metrics.get("data") or cfg.get("data") or d.name), str(metrics.get("prompt", "basic")))
-    res: dict[str, Any] = {"name": task, "alias": task, "sample_len": len(items)}
+    now = time.time()
+    date_id = time.strftime("%Y-%m-%dT%H-%M-%S", time.localtime(now))
+    results = _results(task, metrics, manifest, model, len(items), now)
+    out = Path(out_dir) if out_dir else d / "lm-eval"
+    target = out / sanitize_model_name(model)
+    path = target / f"results_{date_id}.json"
+    atomic_write(path, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    atomic_write(target / f"samples_{task}_{date_id}.jsonl", "".join(json.dumps(_sample(i, r), ensure_ascii=False)
+                                                                       + "\n" for i, r in enumerate(items)))
+    return path
+
+
+def _task_results(task: str, metrics: dict[str, Any], n: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The task's ``results`` entry (value and stderr per metric) and its ``higher_is_better`` map."""
+    res: dict[str, Any] = {"name": task, "alias": task, "sample_len": n}
     higher: dict[str, Any] = {}
     for key, (name, better) in METRICS.items():
         v, se = _value(metrics.get(key))
@@ -86,10 +100,15 @@ def export(eval_dir: str | Path, out_dir: str | Path | None = None) -> Path:
         res[f"{name},{FILTER}"] = v
         res[f"{name}_stderr,{FILTER}"] = se
         higher[name] = better
-    n = len(items)
-    now = time.time()
-    date_id = time.strftime("%Y-%m-%dT%H-%M-%S", time.localtime(now))
-    results = {
+    return res, higher
+
+
+def _results(task: str, metrics: dict[str, Any], manifest: dict[str, Any], model: str, n: int,
+             now: float) -> dict[str, Any]:
+    """The lm-eval ``results_<date>.json`` document of one rait eval."""
+    cfg = manifest.get("config", {})
+    res, higher = _task_results(task, metrics, n)
+    return {
         "results": {task: res},
         "group_subtasks": {task: []},
         "configs": {task: {"task": task, "dataset_path": str(metrics.get("data") or cfg.get("data")),
@@ -118,13 +137,6 @@ def export(eval_dir: str | Path, out_dir: str | Path | None = None) -> Path:
         "fewshot_as_multiturn": False,
         "transformers_version": (manifest.get("versions") or {}).get("transformers"),
     }
-    out = Path(out_dir) if out_dir else d / "lm-eval"
-    target = out / sanitize_model_name(model)
-    path = target / f"results_{date_id}.json"
-    atomic_write(path, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    atomic_write(target / f"samples_{task}_{date_id}.jsonl", "".join(json.dumps(_sample(i, r), ensure_ascii=False)
-                                                                       + "\n" for i, r in enumerate(items)))
-    return path
 
 
 def _sample(i: int, r: dict[str, Any]) -> dict[str, Any]:
