@@ -238,6 +238,35 @@ def chessboard_counts(table: Sequence[Mapping[str, Any]], decisions: Mapping[str
     return {**out, "xlabels": xl, "ylabels": yl, "unplaced": unplaced}
 
 
+def _chessboard_panel(ax: Any, c: Mapping[str, Any], cmap: Any) -> Any:
+    """Draw one method's chessboard (the counts of :func:`chessboard_counts`) on ``ax``; returns the share image."""
+    from matplotlib.colors import ListedColormap
+
+    lab = c["van"] + c["idk"]
+    tot = lab + c["drop"]
+    share = np.where(lab > 0, c["idk"] / np.maximum(lab, 1), np.nan)
+    # background: white (empty) / grey (dropped only); labelled cells are drawn on top
+    bg = np.where(tot == 0, 0, np.where(lab == 0, 1, 0))
+    ny, nx = share.shape
+    ext = (-0.5, nx - 0.5, -0.5, ny - 0.5)
+    ax.imshow(bg, cmap=ListedColormap(["white", "0.75"]), vmin=0, vmax=1, origin="lower", extent=ext,
+              aspect="auto")
+    im = ax.imshow(np.ma.masked_invalid(share), cmap=cmap, vmin=0, vmax=1, origin="lower", extent=ext,
+                   aspect="auto")
+    if nx * ny <= 144:
+        for (y, x), n in np.ndenumerate(tot):
+            if n:  # white digits on saturated cells
+                dark = not np.isnan(share[y, x]) and abs(share[y, x] - 0.5) > 0.3
+                ax.text(x, y, str(n), ha="center", va="center", fontsize=6, color="white" if dark else "0.1")
+    ax.set_xticks(range(nx), c["xlabels"], fontsize=6, rotation=90 if nx > 8 else 0)
+    ax.set_yticks(range(ny), c["ylabels"], fontsize=6)
+    ax.set_xticks(np.arange(-0.5, nx), minor=True)
+    ax.set_yticks(np.arange(-0.5, ny), minor=True)
+    ax.grid(which="minor", color="0.85", lw=0.4)
+    ax.tick_params(which="minor", length=0)
+    return im
+
+
 def chessboard_png(table: Sequence[Mapping[str, Any]], decisions: Mapping[str, Mapping[str, Mapping[str, Any]]],
                    methods: Sequence[str], bins: int = 10, certainty_name: str = "certainty") -> bytes | None:
     """The CRaFT-style knowledge-state chessboard, one panel per method that has decisions.
@@ -255,7 +284,6 @@ def chessboard_png(table: Sequence[Mapping[str, Any]], decisions: Mapping[str, M
     Returns:
         PNG bytes, or None when no method has decisions.
     """
-    from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
 
     shown = [m for m in methods if decisions.get(m)]
@@ -273,28 +301,7 @@ def chessboard_png(table: Sequence[Mapping[str, Any]], decisions: Mapping[str, M
             continue
         meth = shown[k]
         c = chessboard_counts(table, decisions[meth], bins)
-        lab = c["van"] + c["idk"]
-        tot = lab + c["drop"]
-        share = np.where(lab > 0, c["idk"] / np.maximum(lab, 1), np.nan)
-        # background: white (empty) / grey (dropped only); labelled cells are drawn on top
-        bg = np.where(tot == 0, 0, np.where(lab == 0, 1, 0))
-        ny, nx = share.shape
-        ext = (-0.5, nx - 0.5, -0.5, ny - 0.5)
-        ax.imshow(bg, cmap=ListedColormap(["white", "0.75"]), vmin=0, vmax=1, origin="lower", extent=ext,
-                  aspect="auto")
-        im = ax.imshow(np.ma.masked_invalid(share), cmap=cmap, vmin=0, vmax=1, origin="lower", extent=ext,
-                       aspect="auto")
-        if nx * ny <= 144:
-            for (y, x), n in np.ndenumerate(tot):
-                if n:  # white digits on saturated cells
-                    dark = not np.isnan(share[y, x]) and abs(share[y, x] - 0.5) > 0.3
-                    ax.text(x, y, str(n), ha="center", va="center", fontsize=6, color="white" if dark else "0.1")
-        ax.set_xticks(range(nx), c["xlabels"], fontsize=6, rotation=90 if nx > 8 else 0)
-        ax.set_yticks(range(ny), c["ylabels"], fontsize=6)
-        ax.set_xticks(np.arange(-0.5, nx), minor=True)
-        ax.set_yticks(np.arange(-0.5, ny), minor=True)
-        ax.grid(which="minor", color="0.85", lw=0.4)
-        ax.tick_params(which="minor", length=0)
+        im = _chessboard_panel(ax, c, cmap)
         ax.set_title(f"{pretty(meth)}  (van {c['van'].sum()}, idk {c['idk'].sum()}, dropped {c['drop'].sum()})",
                      fontsize=8)
         if k % ncol == 0:
