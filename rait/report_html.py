@@ -234,22 +234,9 @@ def browser_data(run: Any, max_items: int = 500, seed: int = 0) -> dict[str, Any
     """
     import random
 
-    from rait.artifacts import read_jsonl
     from rait.report_plots import pretty
 
-    evals: dict[tuple[str, int], dict[str, Any]] = {}  # (test, seed) -> {method: {id: record}}
-    only_seed: dict[str, int] = {}
-    for m in run.methods:
-        mdir = run.dir / "eval" / m
-        seeds = sorted(int(p.name[4:]) for p in mdir.glob("seed*") if p.name[4:].isdigit()) if mdir.is_dir() else []
-        if len(seeds) == 1:
-            only_seed[m] = seeds[0]
-        for s in seeds:
-            for t in run.tests or sorted(p.name for p in (mdir / f"seed{s}").iterdir()):
-                ipath = mdir / f"seed{s}" / t / "items.jsonl"
-                if ipath.is_file():
-                    match = _match_mode(ipath.parent)
-                    evals.setdefault((t, s), {})[m] = ({str(r.get("id")): r for r in read_jsonl(ipath)}, match)
+    evals, only_seed = _browser_evals(run)
     groups = []
     all_seeds = sorted({s for _, s in evals})
     for t, s in sorted(evals, key=lambda k: ((run.tests or []).index(k[0]) if k[0] in (run.tests or []) else 99, k[1])):
@@ -266,26 +253,50 @@ def browser_data(run: Any, max_items: int = 500, seed: int = 0) -> dict[str, Any
         if len(order) > max_items:
             keep = sorted(random.Random(seed).sample(range(len(order)), max_items))
             order = [order[k] for k in keep]
-        items = []
-        for i in order:
-            r0 = ids[i]
-            gold = r0.get("gold")
-            cells = []
-            for m in methods:
-                r = per[m][0].get(i)
-                if r is None:
-                    cells.append(None)
-                    continue
-                d = run.decisions.get(m, {}).get(i)
-                label = "\u2014" if d is None else (d.get("label") if d.get("label") in ("van", "idk") else "dropped")
-                out = str(r.get("output", ""))
-                cells.append([out, str(r.get("verdict")), label,
-                              matched_alias(out, gold, per[m][1]) if r.get("verdict") == "correct" else ""])
-            gold_s = " | ".join(map(str, gold)) if isinstance(gold, list) else ("" if gold is None else str(gold))
-            items.append([i, str(r0.get("question", "")), gold_s, cells])
+        items = [_browser_item(run, i, ids[i], methods, per) for i in order]
         groups.append({"test": t, "seed": s, "n": len(ids), "sample_seed": seed,
                        "methods": [pretty(m) for m in methods], "items": items})
     return {"groups": groups}
+
+
+def _browser_evals(run: Any) -> tuple[dict[tuple[str, int], dict[str, Any]], dict[str, int]]:
+    """``{(test, seed): {method: ({id: record}, match mode)}}`` of the run's evals, and the methods evaluated
+    under one seed only (-> that seed)."""
+    from rait.artifacts import read_jsonl
+
+    evals: dict[tuple[str, int], dict[str, Any]] = {}
+    only_seed: dict[str, int] = {}
+    for m in run.methods:
+        mdir = run.dir / "eval" / m
+        seeds = sorted(int(p.name[4:]) for p in mdir.glob("seed*") if p.name[4:].isdigit()) if mdir.is_dir() else []
+        if len(seeds) == 1:
+            only_seed[m] = seeds[0]
+        for s in seeds:
+            for t in run.tests or sorted(p.name for p in (mdir / f"seed{s}").iterdir()):
+                ipath = mdir / f"seed{s}" / t / "items.jsonl"
+                if ipath.is_file():
+                    match = _match_mode(ipath.parent)
+                    evals.setdefault((t, s), {})[m] = ({str(r.get("id")): r for r in read_jsonl(ipath)}, match)
+    return evals, only_seed
+
+
+def _browser_item(run: Any, i: str, r0: dict[str, Any], methods: list[str], per: dict[str, Any]) -> list[Any]:
+    """``[id, question, gold, cells]``: one cell per method, ``[answer, verdict, training label, matched alias]``
+    or None where the method has no answer for the item."""
+    gold = r0.get("gold")
+    cells = []
+    for m in methods:
+        r = per[m][0].get(i)
+        if r is None:
+            cells.append(None)
+            continue
+        d = run.decisions.get(m, {}).get(i)
+        label = "\u2014" if d is None else (d.get("label") if d.get("label") in ("van", "idk") else "dropped")
+        out = str(r.get("output", ""))
+        cells.append([out, str(r.get("verdict")), label,
+                      matched_alias(out, gold, per[m][1]) if r.get("verdict") == "correct" else ""])
+    gold_s = " | ".join(map(str, gold)) if isinstance(gold, list) else ("" if gold is None else str(gold))
+    return [i, str(r0.get("question", "")), gold_s, cells]
 
 
 def _match_mode(eval_dir: Any) -> str:
