@@ -22,7 +22,6 @@ import argparse
 import html
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -212,41 +211,6 @@ def _ref_rows(run: Run) -> list[list[str]]:
              str((run.info.get("tests") or {}).get(t, ""))] for t in run.tests]
 
 
-def eval_items(run: Run, max_items: int = 500) -> dict[str, Any]:
-    """Per-item browser data: one combo per method / seed / test found under ``eval/``.
-
-    Each item is ``[id, question, gold, answer, verdict, training label]``; the label is the method's decision
-    for the same id (``van`` / ``idk`` / ``dropped``) or ``—`` when the id was not in its training pool.
-    """
-    combos = []
-    for m in run.methods:
-        mdir = run.dir / "eval" / m
-        seeds = sorted((p for p in mdir.glob("seed*") if p.is_dir() and re.fullmatch(r"seed\d+", p.name)),
-                       key=lambda p: int(p.name[4:])) if mdir.is_dir() else []
-        dec = run.decisions.get(m, {})
-        for sdir in seeds:
-            tests = _ordered(run.tests, sorted(p.name for p in sdir.iterdir() if (p / "items.jsonl").exists()))
-            for t in tests:
-                ipath = sdir / t / "items.jsonl"
-                if not ipath.exists():
-                    continue
-                rows = read_jsonl(ipath)
-                counts: dict[str, int] = {}
-                for r in rows:
-                    counts[str(r.get("verdict"))] = counts.get(str(r.get("verdict")), 0) + 1
-                items = []
-                for r in rows[:max_items]:
-                    d = dec.get(r.get("id"))
-                    label = NONE if d is None else (d.get("label") if d.get("label") in ("van", "idk") else "dropped")
-                    gold = r.get("gold")
-                    gold = " | ".join(map(str, gold)) if isinstance(gold, list) else ("" if gold is None else str(gold))
-                    items.append([str(r.get("id")), str(r.get("question", "")), gold, str(r.get("output", "")),
-                                  str(r.get("verdict")), label])
-                combos.append({"method": pretty(m), "seed": int(sdir.name[4:]), "test": t, "n": len(rows),
-                               "truncated": len(rows) > max_items, "counts": counts, "items": items})
-    return {"combos": combos}
-
-
 def make_report(run_dir: str | Path, out: str | Path | None = None, max_items: int = 500,
                 bins: int = 10) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` (and the two PNG figures) for a run directory.
@@ -260,15 +224,45 @@ def make_report(run_dir: str | Path, out: str | Path | None = None, max_items: i
     Returns:
         ``(report.md path, report.html path)``.
     """
-    from rait.report_html import browser_data, render_page, table_html
-    from rait.report_plots import chessboard_png, plane_png
-
     if max_items < 0 or bins < 1:
         raise RaitError("--max-items must be >= 0 and --bins >= 1")
     run = load_run(run_dir)
     out = Path(out) if out is not None else run.dir
     out.mkdir(parents=True, exist_ok=True)
-    name = run.info.get("name") or run.dir.name
+    c = _content(run, out, bins)
+    md_path = out / "report.md"
+    atomic_write_text(md_path, "\n".join(_markdown(run, c)))
+    html_path = out / "report.html"
+    atomic_write_text(html_path, _page(run, c, max_items))
+    return md_path, html_path
+
+
+@dataclass
+class _Content:
+    """What the markdown and the HTML report both show: tables, figures (PNG bytes or None) and their notes."""
+
+    name: str
+    meta: list[str]
+    head: list[str]
+    rows: list[list[str]]
+    extra: Any
+    dec_rows: list[list[str]]
+    views: list[tuple[str, Any]]
+    deltas: list[tuple[str, list[str], list[list[str]]]]
+    plane: bytes | None
+    plane_note: str
+    board: bytes | None
+    board_note: str
+    diag_md: list[str]
+    diag_tables: list[Any]
+    curve: bytes | None
+
+
+def _content(run: Run, out: Path, bins: int) -> _Content:
+    """Compute the report's tables and figures; the figures are written to ``out`` as PNG files."""
+    from rait.report_diagnostics import sections
+    from rait.report_plots import chessboard_png, plane_png
+
     plane = plane_png(run.methods, run.tests, run.results, run.reference) if run.tests else None
     cer_name = str((run.table or [{}])[0].get("certainty_method") or "certainty")
     board = chessboard_png(run.table or [], run.decisions, run.methods, bins=bins, certainty_name=cer_name)
@@ -276,8 +270,6 @@ def make_report(run_dir: str | Path, out: str | Path | None = None, max_items: i
         if png is not None:
             (out / fname).write_bytes(png)
     head, rows = main_table(run)
-    extra = extra_table(run)
-    dec_rows = decision_counts(run)
     board_note = ("Knowledge-state chessboard: x = correctness of M0, y = its certainty (binned); each cell is "
                   "coloured by the share of idk among the items a method labelled there (blue = van, red = idk), "
                   "grey = all dropped, white = empty; numbers = items in the cell.")
@@ -289,77 +281,83 @@ def make_report(run_dir: str | Path, out: str | Path | None = None, max_items: i
                   "lines = THS iso-lines (slope P_c0/P_w0), solid = THS 0. Up and left is better.")
     meta = [f"model: `{run.info.get('model', '?')}`", f"seeds: {run.info.get('seeds', '?')}",
             f"methods: {', '.join(run.methods)}"]
-
-    md = [f"# RAIT report: {name}", "", " · ".join(meta), "", "## Methods × test sets", "", _seed_note(run), "",
-          _md_table(head, rows), ""]
-    if extra:
-        md += ["## Calibration and honesty", "", "AUROC/AP of the answer confidence; honesty metrics as fractions.", "",
-               _md_table(["method"] + [f"{t} · {k}" for t, k in extra[0]], extra[1]), ""]
     views = [(v, view_table(run, v)) for v in ("macro", "echo_safe")]
-    for v, vt in views:
-        if vt:
-            md += [f"## Methods × test sets: {VIEW_TITLES[v]}", "", view_note(run, v), "", _md_table(*vt), ""]
     deltas = [dt for t in run.tests for dt in delta_tables(run, t)]
-    if deltas:
-        md += ["## Paired differences (Δ)", "", delta_note(run), ""]
-        for title, dh, dr in deltas:
-            md += [f"### {title}", "", _md_table(dh, dr), ""]
-    md += ["## Reference points (THS)", "", _md_table(["test", "P_c0", "P_w0", "spec"], _ref_rows(run)), ""]
-    if dec_rows:
-        md += ["## Training sets", "", _md_table(["method", "van", "idk", "dropped"], dec_rows), ""]
-    md += ["## P_c–P_w plane", "", plane_note, ""]
-    if plane is not None:
-        md += ["![P_c–P_w plane](report_plane.png)", ""]
-    md += ["## Knowledge-state chessboard", "", board_note, ""]
-    if board is not None:
-        md += ["![knowledge-state chessboard](report_knowledge.png)", ""]
-    from rait.report_diagnostics import NOTES, sections
-
     diag_md, diag_tables, curve = sections(run.dir, run.methods, run.tests, run.info.get("seeds") or [0], pretty)
     if curve is not None:
         (out / "report_curve.png").write_bytes(curve)
-    md += diag_md
-    md += ["Per-item answers: open `report.html` (per-item browser).", ""]
-    md_path = out / "report.md"
-    atomic_write_text(md_path, "\n".join(md))
+    return _Content(run.info.get("name") or run.dir.name, meta, head, rows, extra_table(run), decision_counts(run),
+                    views, deltas, plane, plane_note, board, board_note, diag_md, diag_tables, curve)
 
-    h = [f"<h1>RAIT report: {html.escape(str(name))}</h1>",
-         f'<p class="meta">{html.escape(" · ".join(x.replace("`", "") for x in meta))}</p>',
+
+def _markdown(run: Run, c: _Content) -> list[str]:
+    """The lines of ``report.md``."""
+    md = [f"# RAIT report: {c.name}", "", " · ".join(c.meta), "", "## Methods × test sets", "", _seed_note(run), "",
+          _md_table(c.head, c.rows), ""]
+    if c.extra:
+        md += ["## Calibration and honesty", "", "AUROC/AP of the answer confidence; honesty metrics as fractions.", "",
+               _md_table(["method"] + [f"{t} · {k}" for t, k in c.extra[0]], c.extra[1]), ""]
+    for v, vt in c.views:
+        if vt:
+            md += [f"## Methods × test sets: {VIEW_TITLES[v]}", "", view_note(run, v), "", _md_table(*vt), ""]
+    if c.deltas:
+        md += ["## Paired differences (Δ)", "", delta_note(run), ""]
+        for title, dh, dr in c.deltas:
+            md += [f"### {title}", "", _md_table(dh, dr), ""]
+    md += ["## Reference points (THS)", "", _md_table(["test", "P_c0", "P_w0", "spec"], _ref_rows(run)), ""]
+    if c.dec_rows:
+        md += ["## Training sets", "", _md_table(["method", "van", "idk", "dropped"], c.dec_rows), ""]
+    md += ["## P_c–P_w plane", "", c.plane_note, ""]
+    if c.plane is not None:
+        md += ["![P_c–P_w plane](report_plane.png)", ""]
+    md += ["## Knowledge-state chessboard", "", c.board_note, ""]
+    if c.board is not None:
+        md += ["![knowledge-state chessboard](report_knowledge.png)", ""]
+    md += c.diag_md
+    md += ["Per-item answers: open `report.html` (per-item browser).", ""]
+    return md
+
+
+def _page(run: Run, c: _Content, max_items: int) -> str:
+    """The self-contained ``report.html``: the same tables, the figures inlined, the per-item browser."""
+    from rait.report_diagnostics import NOTES
+    from rait.report_html import browser_data, render_page, table_html
+
+    h = [f"<h1>RAIT report: {html.escape(str(c.name))}</h1>",
+         f'<p class="meta">{html.escape(" · ".join(x.replace("`", "") for x in c.meta))}</p>',
          "<h2>Methods × test sets</h2>", f'<p class="note">{html.escape(_seed_note(run).replace("`", ""))}</p>',
          table_html([[("method", 1)] + [(t, len(MAIN_METRICS)) for t in run.tests],
                      [("", 1)] + [(k, 1) for _ in run.tests for k in MAIN_METRICS]],
                     [[pretty(m)] + [_cell_pair((run.results.get(m, {}).get(t) or {}).get(k))
                                     for t in run.tests for k in MAIN_METRICS] for m in run.methods])]
-    if extra:
-        groups = [(t, sum(c[0] == t for c in extra[0])) for t in dict.fromkeys(c[0] for c in extra[0])]
+    if c.extra:
+        groups = [(t, sum(x[0] == t for x in c.extra[0])) for t in dict.fromkeys(x[0] for x in c.extra[0])]
         h += ["<h2>Calibration and honesty</h2>",
-              table_html([[("method", 1)] + groups, [("", 1)] + [(k.replace("_", " "), 1) for _, k in extra[0]]],
-                         extra[1])]
-    for v, vt in views:
+              table_html([[("method", 1)] + groups, [("", 1)] + [(k.replace("_", " "), 1) for _, k in c.extra[0]]],
+                         c.extra[1])]
+    for v, vt in c.views:
         if vt:
             h += [f"<h2>Methods × test sets: {html.escape(VIEW_TITLES[v])}</h2>",
                   f'<p class="note">{html.escape(view_note(run, v).replace("`", ""))}</p>',
-                  table_html([[(c, 1) for c in vt[0]]], vt[1])]
-    if deltas:
+                  table_html([[(col, 1) for col in vt[0]]], vt[1])]
+    if c.deltas:
         h += ["<h2>Paired differences (Δ)</h2>",
               f'<p class="note">{html.escape(delta_note(run).replace("`", ""))}</p>']
-        for title, dh, dr in deltas:
-            h += [f"<h3>{html.escape(title)}</h3>", table_html([[(c, 1) for c in dh]], dr)]
+        for title, dh, dr in c.deltas:
+            h += [f"<h3>{html.escape(title)}</h3>", table_html([[(col, 1) for col in dh]], dr)]
     h += ["<h2>Reference points (THS)</h2>",
           table_html([[("test", 1), ("P_c0", 1), ("P_w0", 1), ("spec", 1)]], _ref_rows(run))]
-    if dec_rows:
-        h += ["<h2>Training sets</h2>", table_html([[("method", 1), ("van", 1), ("idk", 1), ("dropped", 1)]], dec_rows)]
+    if c.dec_rows:
+        h += ["<h2>Training sets</h2>",
+              table_html([[("method", 1), ("van", 1), ("idk", 1), ("dropped", 1)]], c.dec_rows)]
     h.append("<h2>Knowledge boundary</h2>")
-    h += [f"<h3>{html.escape(t)}</h3>" + table_html([[(c, 1) for c in head]], rows) for t, head, rows in diag_tables]
-    page = render_page(f"RAIT report: {name}", "\n".join(h),
-                       [("P_c–P_w plane", "P_c versus P_w per method and test set", plane, plane_note),
-                        ("Knowledge-state chessboard", "training labels over M0 correctness and certainty", board,
-                         board_note),
-                        ("Knowledge curve", "P_c and P_r per popularity decile", curve, NOTES["curve"])],
-                       browser_data(run, max_items))
-    html_path = out / "report.html"
-    atomic_write_text(html_path, page)
-    return md_path, html_path
+    h += [f"<h3>{html.escape(t)}</h3>" + table_html([[(col, 1) for col in head]], rows)
+          for t, head, rows in c.diag_tables]
+    figures = [("P_c–P_w plane", "P_c versus P_w per method and test set", c.plane, c.plane_note),
+               ("Knowledge-state chessboard", "training labels over M0 correctness and certainty", c.board,
+                c.board_note),
+               ("Knowledge curve", "P_c and P_r per popularity decile", c.curve, NOTES["curve"])]
+    return render_page(f"RAIT report: {c.name}", "\n".join(h), figures, browser_data(run, max_items))
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
