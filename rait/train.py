@@ -26,7 +26,6 @@ Example (in Python, tiny model):
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
@@ -35,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from rait.artifacts import atomic_write_text, file_info, sha256_file, write_manifest
+from rait.artifacts import file_info, write_manifest
 from rait.config import ConfigError, add_config_arguments, check_choices, config_from_args, option, to_dict
 from rait.errors import DataError
 
@@ -141,15 +140,6 @@ def check_messages(msgs: Any) -> str | None:
     return None
 
 
-def last_checkpoint(ckpt_dir: Path) -> Path | None:
-    """The newest *complete* ``checkpoint-N`` (has trainer_state.json) under ``ckpt_dir``."""
-    if not ckpt_dir.is_dir():
-        return None
-    done = [p for p in ckpt_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
-            and (p / "trainer_state.json").exists()]
-    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
-
-
 def _precision(cfg: TrainConfig) -> str:
     import torch
 
@@ -193,33 +183,6 @@ def prepare_model(model: Any, cfg: TrainConfig) -> Any:
     return model
 
 
-def save_optimizer_state(trainer: Any, path: Path) -> None:
-    """Adam moments per trainable parameter as safetensors: ``<param name>.exp_avg`` / ``.exp_avg_sq``.
-
-    Names are those of ``model.named_parameters()`` of the trained (peft) model, e.g.
-    ``base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight``; metadata holds ``step``, ``lr``,
-    ``betas``, ``eps``, ``weight_decay``.
-    """
-    from safetensors.torch import save_file
-
-    opt = trainer.optimizer
-    opt = getattr(opt, "optimizer", opt)
-    names = {id(p): n for n, p in trainer.model.named_parameters()}
-    tensors, step = {}, 0
-    for group in opt.param_groups:
-        for p in group["params"]:
-            st = opt.state.get(p, {})
-            if "exp_avg" not in st or id(p) not in names:
-                continue
-            tensors[f"{names[id(p)]}.exp_avg"] = st["exp_avg"].detach().float().cpu().contiguous()
-            tensors[f"{names[id(p)]}.exp_avg_sq"] = st["exp_avg_sq"].detach().float().cpu().contiguous()
-            step = int(float(st.get("step", 0)))
-    g = opt.param_groups[0]
-    meta = {"step": str(step), "lr": str(g.get("lr")), "betas": json.dumps(list(g.get("betas", (0.9, 0.999)))),
-            "eps": str(g.get("eps")), "weight_decay": str(g.get("weight_decay")), "format": "rait-adam-moments-v1"}
-    save_file(tensors, str(path), metadata=meta)
-
-
 def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks: Sequence[Any] = ()) -> Path:
     """Fine-tune on ``cfg.data`` and save to ``cfg.out``; returns the directory of the loadable final model.
 
@@ -228,9 +191,9 @@ def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks:
         model, tokenizer: an already-loaded model (not yet wrapped) and its tokenizer; default: load ``cfg.model``.
         callbacks: extra ``transformers.TrainerCallback`` objects.
     """
-    import torch
-    from transformers import TrainingArguments
-
+    from rait import safety
+    from rait.checkpoints import check_same_run, last_checkpoint, save_final
+    from rait.progress import train_progress
     from rait.trainer import ListDataset, WeightedCollator, WeightedTrainer, tokenize_row
 
     if not cfg.data or not cfg.out:
@@ -238,19 +201,9 @@ def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks:
     t0 = time.time()
     out = Path(cfg.out)
     rows = read_rows(cfg.data)
-    from rait import safety
-    from rait.progress import train_progress
-
     safety.check_writable(out)  # before the model loads
     safety.clean_stale_temps(out)  # temporary files of a killed run
-    if model is None:
-        from rait.models import load_model
-
-        model, loaded_tok = load_model(cfg.model, dtype="float32", device="cpu",
-                                       trust_remote_code=cfg.trust_remote_code)
-        tokenizer = tokenizer or loaded_tok
-    if tokenizer is None:
-        raise ConfigError("train: pass the tokenizer together with an already-loaded model")
+    model, tokenizer = _load(cfg, model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     examples = [tokenize_row(tokenizer, r, cfg.max_length, where=f"{cfg.data}:{r['_line']}") for r in rows]
     if not cfg.use_weights:
@@ -260,7 +213,57 @@ def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks:
     model.config.use_cache = False
     model = prepare_model(model, cfg)
     prec = _precision(cfg)
-    args = TrainingArguments(
+    trainer = WeightedTrainer(
+        model=model, args=_training_args(cfg, out, prec), train_dataset=ListDataset(examples),
+        data_collator=WeightedCollator(pad_id, cfg.padding_free),
+        loss_reduction=cfg.loss_reduction, trim_logits=cfg.trim_logits,
+        callbacks=[train_progress(every=cfg.logging_steps), *callbacks],
+        processing_class=tokenizer,
+    )
+    resume_from = None
+    if cfg.resume == "auto":
+        resume_from = last_checkpoint(out / "checkpoints")
+        check_same_run(out / "checkpoints" / "rait_run.json", cfg, resume_from is not None, trainer)
+    elif cfg.resume != "never":
+        resume_from = Path(cfg.resume)
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    final = save_final(trainer, model, tokenizer, cfg, out)
+    if trainer.is_world_process_zero():
+        write_manifest(out, "train", to_dict(cfg),
+                       {"data": {**file_info(cfg.data), "rows": len(rows), "truncated": n_trunc}},
+                       {"train_runtime": result.metrics.get("train_runtime"), "wall": round(time.time() - t0, 2)},
+                       {"model_dir": str(final), "seed": cfg.seed, "precision": prec,
+                        "resumed_from": str(resume_from) if resume_from else None,
+                        "processes": trainer.args.world_size,
+                        "effective_batch": cfg.batch_size * cfg.grad_accum * trainer.args.world_size,
+                        "steps": trainer.state.global_step,
+                        "train_loss": run_loss(trainer.state.log_history, result.training_loss),
+                        "samples_per_s": result.metrics.get("train_samples_per_second")})
+        if not cfg.keep_checkpoints:
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    return final
+
+
+def _load(cfg: TrainConfig, model: Any, tokenizer: Any) -> tuple[Any, Any]:
+    """The model and tokenizer to train: the ones passed in, else ``cfg.model`` loaded in float32 on the CPU."""
+    if model is None:
+        from rait.models import load_model
+
+        model, loaded_tok = load_model(cfg.model, dtype="float32", device="cpu",
+                                       trust_remote_code=cfg.trust_remote_code)
+        tokenizer = tokenizer or loaded_tok
+    if tokenizer is None:
+        raise ConfigError("train: pass the tokenizer together with an already-loaded model")
+    return model, tokenizer
+
+
+def _training_args(cfg: TrainConfig, out: Path, prec: str) -> Any:
+    """The ``transformers.TrainingArguments`` of a run (checkpoints under ``out/checkpoints``)."""
+    import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
@@ -291,36 +294,6 @@ def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks:
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    trainer = WeightedTrainer(
-        model=model, args=args, train_dataset=ListDataset(examples),
-        data_collator=WeightedCollator(pad_id, cfg.padding_free),
-        loss_reduction=cfg.loss_reduction, trim_logits=cfg.trim_logits,
-        callbacks=[train_progress(every=cfg.logging_steps), *callbacks],
-        processing_class=tokenizer,
-    )
-    resume_from = None
-    if cfg.resume == "auto":
-        resume_from = last_checkpoint(out / "checkpoints")
-        _check_same_run(out / "checkpoints" / "rait_run.json", cfg, resume_from is not None, trainer)
-    elif cfg.resume != "never":
-        resume_from = Path(cfg.resume)
-    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    final = _save(trainer, model, tokenizer, cfg, out)
-    if trainer.is_world_process_zero():
-        write_manifest(out, "train", to_dict(cfg),
-                       {"data": {**file_info(cfg.data), "rows": len(rows), "truncated": n_trunc}},
-                       {"train_runtime": result.metrics.get("train_runtime"), "wall": round(time.time() - t0, 2)},
-                       {"model_dir": str(final), "seed": cfg.seed, "precision": prec,
-                        "resumed_from": str(resume_from) if resume_from else None,
-                        "processes": trainer.args.world_size,
-                        "effective_batch": cfg.batch_size * cfg.grad_accum * trainer.args.world_size,
-                        "steps": trainer.state.global_step,
-                        "train_loss": run_loss(trainer.state.log_history, result.training_loss),
-                        "samples_per_s": result.metrics.get("train_samples_per_second")})
-        if not cfg.keep_checkpoints:
-            shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    trainer.accelerator.wait_for_everyone()
-    return final
 
 
 def run_loss(log_history: Sequence[dict[str, Any]], fallback: float) -> float:
@@ -334,47 +307,6 @@ def run_loss(log_history: Sequence[dict[str, Any]], fallback: float) -> float:
     """
     per_step = {h["step"]: float(h["loss"]) for h in log_history if "loss" in h and "step" in h}
     return sum(per_step.values()) / len(per_step) if per_step else fallback
-
-
-def _check_same_run(stamp: Path, cfg: TrainConfig, resuming: bool, trainer: Any) -> None:
-    """Refuse to resume checkpoints made from other data or settings; stamp a fresh run."""
-    keys = {k: v for k, v in to_dict(cfg).items() if k not in ("resume", "logging_steps", "keep_checkpoints")}
-    run = {"data_sha256": sha256_file(cfg.data), "config": keys}
-    if resuming and stamp.exists() and json.loads(stamp.read_text()) != run:
-        raise ConfigError(f"{stamp.parent} holds checkpoints of a run with other data or settings; "
-                          "delete it or pass --set resume=never")
-    if trainer.is_world_process_zero() and not (resuming and stamp.exists()):
-        atomic_write_text(stamp, json.dumps(run, indent=2) + "\n")
-
-
-def _save(trainer: Any, model: Any, tokenizer: Any, cfg: TrainConfig, out: Path) -> Path:
-    """Write the final model(s) on the main process; return the loadable model directory."""
-    import torch
-
-    main = trainer.is_world_process_zero()
-    dtype = getattr(torch, cfg.save_dtype)
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        if cfg.save_optimizer:
-            save_optimizer_state(trainer, out / "optimizer.safetensors")
-    final = out
-    if cfg.method == "lora":
-        if cfg.save in ("adapter", "both") and main:
-            from rait.models import record_adapter_base
-
-            model.save_pretrained(out / "adapter")
-            tokenizer.save_pretrained(out / "adapter")
-            record_adapter_base(out / "adapter", cfg.model)  # the spec the user gave, not a cache path
-        if cfg.save == "adapter":
-            final = out / "adapter"
-        elif main:
-            merged = model.merge_and_unload()
-            merged.to(dtype).save_pretrained(out)
-            tokenizer.save_pretrained(out)
-    elif main:
-        model.to(dtype).save_pretrained(out)
-        tokenizer.save_pretrained(out)
-    return final
 
 
 #: transformers / TRL argument names accepted beside rait's own (``--learning_rate`` = ``--lr``)

@@ -132,8 +132,7 @@ def _path_in(graph: dict[str, set[str]], comp: set[str]) -> list[str]:
 
 
 # being split (issue 12); each entry goes with the commit that splits it
-KNOWN_LONG = {"rait/train.py",
-              "train", "main"}
+KNOWN_LONG = {"main"}
 
 
 def _unknown(found: list[str]) -> list[str]:

@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 
 from rait.config import ConfigError
 from rait.errors import DataError
-from rait.train import TrainConfig, last_checkpoint, train
+from rait.checkpoints import last_checkpoint
+from rait.train import TrainConfig, train
 
 QA = [(f"What is {i} plus {i}?", str(2 * i)) for i in range(12)] + [
     (f"Who was born in year {i}?", "I don't know") for i in range(12)]
