@@ -131,25 +131,16 @@ def _path_in(graph: dict[str, set[str]], comp: set[str]) -> list[str]:
 # ------------------------------------------------------------------------------------------------ the package
 
 
-# being split (issue 12); each entry goes with the commit that splits it
-KNOWN_LONG = {"main"}
-
-
-def _unknown(found: list[str]) -> list[str]:
-    return [f for f in found if not any(f.split(":")[0].endswith(k) or f.split(" ")[1].rstrip(":") == k
-                                        for k in KNOWN_LONG)]
-
-
 def test_no_module_over_the_limit():
-    assert _unknown(long_modules(PKG)) == []
+    assert long_modules(PKG) == []
 
 
 def test_no_function_over_the_limit():
-    assert _unknown(long_functions(PKG)) == []
+    assert long_functions(PKG) == []
 
 
 def test_bench_functions_over_the_limit():
-    assert _unknown(long_functions(BENCH)) == []
+    assert long_functions(BENCH) == []
 
 
 def test_no_import_cycles():
