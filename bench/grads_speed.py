@@ -27,10 +27,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from rait.data.schema import QAItem  # noqa: E402
 from rait.gradients.persample import GradFeaturizer, attach_lora, encode, lora_linears  # noqa: E402
 from rait.gradients.projection import Projector  # noqa: E402
 from rait.prompts import build_messages  # noqa: E402
-from rait.data.schema import QAItem  # noqa: E402
 
 TRIVIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "triviaqa" / "train.jsonl"
 

@@ -168,7 +168,7 @@ def _extra_views(recs: Sequence[dict[str, Any]], verdicts: Sequence[str], cfg: E
 def compute_metrics(recs: Sequence[dict[str, Any]], cfg: EvalConfig,
                     reference: tuple[dict[str, Any], dict[str, str] | None] | None) -> dict[str, Any]:
     """Rates, THS, CIs, AUROC/AP and (with reference verdicts) honesty metrics."""
-    from rait.metrics import average_precision, auroc, honesty_metrics, summarize
+    from rait.metrics import auroc, average_precision, honesty_metrics, summarize
 
     verdicts = [r["verdict"] for r in recs]
     ref_point = None

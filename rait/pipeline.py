@@ -35,8 +35,15 @@ from typing import Any, Callable
 import rait
 from rait.aggregate import stage_times, summary_table, write_results
 from rait.artifacts import atomic_write_text, sha256_json, write_jsonl
-from rait.config import (ConfigError, add_config_arguments, apply_overrides, config_from_args, from_dict, load_yaml,
-                         option)
+from rait.config import (
+    ConfigError,
+    add_config_arguments,
+    apply_overrides,
+    config_from_args,
+    from_dict,
+    load_yaml,
+    option,
+)
 from rait.diagnostics import write_diagnostics
 from rait.errors import RaitError
 from rait.methods import DEFAULT_METHODS, REFERENCE, EvalContext, get, load_plugin

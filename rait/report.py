@@ -28,8 +28,8 @@ from typing import Any, Sequence
 
 from rait.artifacts import atomic_write_text, read_jsonl
 from rait.errors import DataError, RaitError
-from rait.report_views import VIEW_TITLES, delta_note, view_note, delta_tables, view_table
 from rait.methods import REFERENCE
+from rait.report_views import VIEW_TITLES, delta_note, delta_tables, view_note, view_table
 
 MAIN_METRICS = ("P_c", "P_w", "P_r", "THS")
 EXTRA_METRICS = ("AUROC", "AP", "over_conservativeness", "prudence", "honesty")

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from rait.pipeline import Plan, RunConfig, execute
 from rait.config import load_yaml
+from rait.pipeline import Plan, RunConfig, execute
 
 
 def test_run_skip_and_partial_rerun(tiny_run):

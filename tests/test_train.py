@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from rait.checkpoints import last_checkpoint
 from rait.config import ConfigError
 from rait.errors import DataError
-from rait.checkpoints import last_checkpoint
 from rait.train import TrainConfig, train
 
 QA = [(f"What is {i} plus {i}?", str(2 * i)) for i in range(12)] + [

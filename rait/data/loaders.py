@@ -55,8 +55,16 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import parse_qsl
 
-from rait.data.formats import (FORMATS, Record, read_arc, read_hf, read_mapped_jsonl, read_mmlu, read_oeqa,
-                               register_format)
+from rait.data.formats import (
+    FORMATS,
+    Record,
+    read_arc,
+    read_hf,
+    read_mapped_jsonl,
+    read_mmlu,
+    read_oeqa,
+    register_format,
+)
 from rait.data.mapped import DEFAULT_FIELDS
 from rait.data.schema import LETTERS, QAItem
 from rait.errors import DataError

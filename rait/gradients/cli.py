@@ -102,7 +102,7 @@ def load_featurizer(args: "GradsConfig"):
     """Model + LoRA + projector + featurizer from CLI arguments (imports torch/transformers lazily)."""
     import torch
 
-    from rait.gradients.persample import GradFeaturizer, attach_lora, lora_linears, load_optimizer_state
+    from rait.gradients.persample import GradFeaturizer, attach_lora, load_optimizer_state, lora_linears
     from rait.gradients.projection import Projector
 
     dtype = resolve_dtype(args.dtype)

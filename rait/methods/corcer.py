@@ -43,8 +43,23 @@ from typing import Any, Sequence
 
 from rait.config import option
 from rait.methods import Summary, register
-from rait.methods._common import CommonConfig, Decisions, check_thresholds, correctness_pools, draw, emit, finish, \
-    plan_sizes, rank, require, resolve_seed, rng_for, shortfall_mode, take_ranked, task_kind
+from rait.methods._common import (
+    CommonConfig,
+    Decisions,
+    check_thresholds,
+    correctness_pools,
+    draw,
+    emit,
+    finish,
+    plan_sizes,
+    rank,
+    require,
+    resolve_seed,
+    rng_for,
+    shortfall_mode,
+    take_ranked,
+    task_kind,
+)
 
 
 @dataclass

@@ -54,8 +54,17 @@ from typing import Any
 from rait.config import ConfigError, option
 from rait.data.schema import QAItem
 from rait.methods import Summary, register
-from rait.methods._common import CommonConfig, Decisions, draw, finish, make_row, require, resolve_seed, rng_for, \
-    task_kind
+from rait.methods._common import (
+    CommonConfig,
+    Decisions,
+    draw,
+    finish,
+    make_row,
+    require,
+    resolve_seed,
+    rng_for,
+    task_kind,
+)
 
 #: ``FALSE_RESPONSES`` of R-Tuning's ``training/MMLU/run_MMLU.py`` (16 phrases, verbatim).
 FALSE_RESPONSES = (
