@@ -27,10 +27,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from rait.core.prompts import build_messages  # noqa: E402
 from rait.data.schema import QAItem  # noqa: E402
 from rait.gradients.persample import GradFeaturizer, attach_lora, encode, lora_linears  # noqa: E402
 from rait.gradients.projection import Projector  # noqa: E402
-from rait.prompts import build_messages  # noqa: E402
 
 TRIVIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "triviaqa" / "train.jsonl"
 
@@ -73,7 +73,7 @@ def _parse(argv) -> argparse.Namespace:
 
 def _lora_model(name: str):
     """The model with a warm-up-like LoRA adapter (non-zero B, so that every LoRA gradient is non-zero), in eval mode."""
-    from rait.models import load_model
+    from rait.core.models import load_model
 
     model, tok = load_model(name, dtype="float32", device="cpu")
     model = attach_lora(model, r=8, alpha=16, targets="all-linear", seed=0)
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     args = _parse(argv)
     torch.manual_seed(0)
     if args.dtype == "auto":
-        from rait.models import resolve_dtype
+        from rait.core.models import resolve_dtype
 
         args.dtype = str(resolve_dtype("auto")).replace("torch.", "")
     if args.threads:

@@ -54,7 +54,7 @@ def llama_cpp_generate(prompts, k, max_new_tokens, temperature, threads):
 
     from llama_cpp import Llama
 
-    from rait.models import DEFAULT_GGUF, DEFAULT_PACKAGE
+    from rait.core.models import DEFAULT_GGUF, DEFAULT_PACKAGE
 
     spec = importlib.util.find_spec(DEFAULT_PACKAGE)
     gguf = Path(list(spec.submodule_search_locations)[0]) / DEFAULT_GGUF
@@ -86,9 +86,9 @@ def _parse() -> argparse.Namespace:
 def main() -> int:
     args = _parse()
 
+    from rait.core.models import load_model, resolve_dtype
     from rait.data import load
-    from rait.models import load_model, resolve_dtype
-    from rait.probe import ProbeConfig, oeqa_prompt
+    from rait.stages.probe import ProbeConfig, oeqa_prompt
 
     items = load(args.data, limit=args.n)
     model32, tok = load_model(args.model, dtype="float32")
@@ -148,9 +148,9 @@ def _naive_fp32(args: argparse.Namespace, model32, tok, prompts: list[str], resu
 
 def _rait_backend(args: argparse.Namespace, dtype, prompts: list[str], g_fast: list[str], result: dict) -> None:
     """rait's HF backend in the auto dtype: greedy agreement with fp32 (when not fp32), then the sampling timing."""
+    from rait.core.models import load_model
     from rait.generation.base import SamplingConfig
     from rait.generation.hf import HFBackend
-    from rait.models import load_model
 
     model, tok = load_model(args.model, dtype=dtype)
     fast = HFBackend(model, tok, batch_size=args.batch_size)

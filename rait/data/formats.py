@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Union
 
+from rait.core.registry import Registry
 from rait.data.mapped import as_text, build_mapped, relabel
 from rait.data.schema import LETTERS, QAItem, text_value
 from rait.errors import DataError
-from rait.registry import Registry
 
 Record = tuple[str, int, Union[QAItem, DataError]]
 

@@ -127,7 +127,7 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
         raise DataError(spec, None, f"expected FORMAT:LOCATION with FORMAT one of {known} (e.g. 'jsonl:data.jsonl')")
     fmt, rest = spec.split(":", 1)
     if fmt not in FORMATS:
-        from rait.registry import did_you_mean
+        from rait.core.registry import did_you_mean
 
         raise DataError(spec, None, f"unknown dataset format {fmt!r}{did_you_mean(fmt, FORMATS)}; "
                                     f"expected one of {known}")

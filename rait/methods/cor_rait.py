@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rait.config import option
+from rait.core.config import option
 from rait.methods import Summary, register
 from rait.methods._common import (
     CommonConfig,
