@@ -72,3 +72,17 @@ def test_rescore_echo_safe_and_cli(tmp_path, capsys):
     with pytest.raises(RaitError, match="not written by rait.rescore"):
         rescore_eval(src, tmp_path / "foreign")
     assert main([str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_python_dash_m_rait_rescore_is_the_documented_command(tmp_path):
+    """`python -m rait.rescore` (docs/deviations.md, docs/benchmarks.md) runs rait.run.rescore."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "e"
+    _eval_dir(src, [{"id": "e1", "question": "Capital of France?", "gold": ["Paris"], "output": "Paris",
+                     "verdict": "correct", "topic": None}], "basic")
+    p = subprocess.run([sys.executable, "-m", "rait.rescore", str(src), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "total: 0 verdict(s) changed" in p.stdout and (tmp_path / "o" / "metrics.json").is_file()
