@@ -11,7 +11,6 @@ from typing import Any
 
 import torch
 
-
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
 
 

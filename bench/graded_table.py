@@ -21,11 +21,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rait.artifacts import read_jsonl  # noqa: E402
+from rait.core.artifacts import read_jsonl  # noqa: E402
+from rait.core.metrics import bootstrap_ci  # noqa: E402
 from rait.data import load  # noqa: E402
 from rait.data.builtin_graded import SPLITS  # noqa: E402
-from rait.diagnostics import deciles  # noqa: E402
-from rait.metrics import bootstrap_ci  # noqa: E402
+from rait.run.diagnostics import deciles  # noqa: E402
 
 
 def cell(correct: list[bool]) -> str:

@@ -27,10 +27,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from rait.core.prompts import build_messages  # noqa: E402
+from rait.data.schema import QAItem  # noqa: E402
 from rait.gradients.persample import GradFeaturizer, attach_lora, encode, lora_linears  # noqa: E402
 from rait.gradients.projection import Projector  # noqa: E402
-from rait.prompts import build_messages  # noqa: E402
-from rait.data.schema import QAItem  # noqa: E402
 
 TRIVIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "triviaqa" / "train.jsonl"
 
@@ -58,7 +58,7 @@ def loop_features(model, tok, convs, names, params, mat, dtype):
     return torch.stack(out).numpy()
 
 
-def main(argv=None) -> int:
+def _parse(argv) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("Usage:")[0])
     ap.add_argument("--model", default="default")
     ap.add_argument("--n", type=int, default=64)
@@ -68,23 +68,33 @@ def main(argv=None) -> int:
                     help="auto: bf16 only where this CPU runs it fast (never forced on an AVX2-only CPU)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
-    args = ap.parse_args(argv)
-    torch.manual_seed(0)
-    if args.dtype == "auto":
-        from rait.models import resolve_dtype
+    return ap.parse_args(argv)
 
-        args.dtype = str(resolve_dtype("auto")).replace("torch.", "")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    from rait.models import load_model
 
-    model, tok = load_model(args.model, dtype="float32", device="cpu")
+def _lora_model(name: str):
+    """The model with a warm-up-like LoRA adapter (non-zero B, so that every LoRA gradient is non-zero), in eval mode."""
+    from rait.core.models import load_model
+
+    model, tok = load_model(name, dtype="float32", device="cpu")
     model = attach_lora(model, r=8, alpha=16, targets="all-linear", seed=0)
-    with torch.no_grad():  # a warm-up-like adapter: non-zero B so that all LoRA gradients are non-zero
+    with torch.no_grad():
         for n, p in model.named_parameters():
             if "lora_B" in n:
                 p.normal_(0, 0.01)
     model.eval()
+    return model, tok
+
+
+def main(argv=None) -> int:
+    args = _parse(argv)
+    torch.manual_seed(0)
+    if args.dtype == "auto":
+        from rait.core.models import resolve_dtype
+
+        args.dtype = str(resolve_dtype("auto")).replace("torch.", "")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, tok = _lora_model(args.model)
     convs = []
     for it in items(args.n):
         convs.append(build_messages(it, "refuse", system_prompt="", answer=it.answers[0]))

@@ -54,7 +54,7 @@ def llama_cpp_generate(prompts, k, max_new_tokens, temperature, threads):
 
     from llama_cpp import Llama
 
-    from rait.models import DEFAULT_GGUF, DEFAULT_PACKAGE
+    from rait.core.models import DEFAULT_GGUF, DEFAULT_PACKAGE
 
     spec = importlib.util.find_spec(DEFAULT_PACKAGE)
     gguf = Path(list(spec.submodule_search_locations)[0]) / DEFAULT_GGUF
@@ -70,7 +70,7 @@ def llama_cpp_generate(prompts, k, max_new_tokens, temperature, threads):
     return answers, n_tok, time.perf_counter() - t
 
 
-def main() -> int:
+def _parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="default")
     ap.add_argument("--data", default=f"triviaqa:{DEFAULT_DATA}")
@@ -80,13 +80,15 @@ def main() -> int:
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--batch-size", type=int, default=32, help="rait backend prompts per batch")
     ap.add_argument("--out", default=None)
-    args = ap.parse_args()
+    return ap.parse_args()
 
+
+def main() -> int:
+    args = _parse()
+
+    from rait.core.models import load_model, resolve_dtype
     from rait.data import load
-    from rait.generation.base import SamplingConfig
-    from rait.generation.hf import HFBackend
-    from rait.models import load_model, resolve_dtype
-    from rait.probe import ProbeConfig, oeqa_prompt
+    from rait.stages.probe import ProbeConfig, oeqa_prompt
 
     items = load(args.data, limit=args.n)
     model32, tok = load_model(args.model, dtype="float32")
@@ -98,48 +100,9 @@ def main() -> int:
     result["matmul_dtype"] = str(dtype).replace("torch.", "")
     result["matmul_gflops"] = round(matmul_gflops(dtype, n=1024), 1)
     print(cpu_line(), f"| auto dtype {result['matmul_dtype']}: {result['matmul_gflops']} GFLOP/s", flush=True)
-
-    # Greedy equality in fp32 (naive HF generate vs rait backend).
-    fast32 = HFBackend(model32, tok, batch_size=args.batch_size)
-    g_naive, _ = naive_generate(model32, tok, prompts, 1, args.max_new_tokens, 1.0, greedy=True)
-    g_fast = [o[0].text.strip() for o in fast32.generate(prompts, 1, SamplingConfig(temperature=0.0,
-                                                                                    max_new_tokens=args.max_new_tokens))]
-    result["greedy_identical_fp32"] = sum(a == b for a, b in zip(g_naive, g_fast))
-    print(f"greedy identical (fp32): {result['greedy_identical_fp32']}/{len(items)}", flush=True)
-
-    torch.manual_seed(0)
-    t = time.perf_counter()
-    answers, toks = naive_generate(model32, tok, prompts, args.k, args.max_new_tokens, args.temperature)
-    dt = time.perf_counter() - t
-    result["naive"] = {"seconds": round(dt, 2), "answers_per_s": round(len(answers) / dt, 2),
-                       "tokens_per_s": round(toks / dt, 1)}
-    print(f"naive: {result['naive']}", flush=True)
-    del fast32, model32
-
-    model, tok = load_model(args.model, dtype=dtype)
-    fast = HFBackend(model, tok, batch_size=args.batch_size)
-    if dtype != torch.float32:  # is the fast dtype safe as the default? compare its greedy answers with fp32
-        g_low = [o[0].text.strip() for o in fast.generate(prompts, 1, SamplingConfig(
-            temperature=0.0, max_new_tokens=args.max_new_tokens))]
-        result["greedy_identical_fp32_vs_" + str(dtype).replace("torch.", "")] = sum(
-            a == b for a, b in zip(g_fast, g_low))
-        print(f"greedy identical fp32 vs {dtype}: {sum(a == b for a, b in zip(g_fast, g_low))}/{len(items)}",
-              flush=True)
-    s = SamplingConfig(temperature=args.temperature, max_new_tokens=args.max_new_tokens, stop=["\n"])
-    t = time.perf_counter()
-    outs = fast.generate(prompts, args.k, s, seed=0)
-    dt = time.perf_counter() - t
-    n_ans = sum(len(o) for o in outs)
-    n_tok = sum(c.n_tokens for o in outs for c in o)
-    prompt_tok = sum(len(tok.encode(p, add_special_tokens=False)) for p in prompts)
-    gflop_per_token = 2 * model.num_parameters() / 1e9
-    tok_rate = n_tok / dt
-    result["rait_hf"] = {
-        "dtype": str(dtype).replace("torch.", ""), "seconds": round(dt, 2), "answers_per_s": round(n_ans / dt, 2),
-        "tokens_per_s": round(tok_rate, 1), "mean_answer_tokens": round(n_tok / n_ans, 2),
-        # useful work = prompt prefill once per question + generated tokens
-        "roofline_fraction": round((prompt_tok + n_tok) / dt * gflop_per_token / result["matmul_gflops"], 3),
-    }
+    g_fast = _naive_fp32(args, model32, tok, prompts, result)
+    del model32
+    _rait_backend(args, dtype, prompts, g_fast, result)
     result["speedup_answers_per_s"] = round(result["rait_hf"]["answers_per_s"] / result["naive"]["answers_per_s"], 2)
     try:
         ans, n_tok, dt = llama_cpp_generate(prompts, args.k, args.max_new_tokens, args.temperature,
@@ -158,6 +121,61 @@ def main() -> int:
           f"{result['greedy_identical_fp32']}/{len(items)}")
     write_result(args.out, result)
     return 0
+
+
+def _naive_fp32(args: argparse.Namespace, model32, tok, prompts: list[str], result: dict) -> list[str]:
+    """Greedy equality in fp32 (naive HF generate vs rait backend), then the naive sampling timing; returns the
+    rait backend's greedy fp32 answers."""
+    from rait.generation.base import SamplingConfig
+    from rait.generation.hf import HFBackend
+
+    fast32 = HFBackend(model32, tok, batch_size=args.batch_size)
+    g_naive, _ = naive_generate(model32, tok, prompts, 1, args.max_new_tokens, 1.0, greedy=True)
+    g_fast = [o[0].text.strip() for o in fast32.generate(prompts, 1, SamplingConfig(temperature=0.0,
+                                                                                    max_new_tokens=args.max_new_tokens))]
+    result["greedy_identical_fp32"] = sum(a == b for a, b in zip(g_naive, g_fast))
+    print(f"greedy identical (fp32): {result['greedy_identical_fp32']}/{len(prompts)}", flush=True)
+
+    torch.manual_seed(0)
+    t = time.perf_counter()
+    answers, toks = naive_generate(model32, tok, prompts, args.k, args.max_new_tokens, args.temperature)
+    dt = time.perf_counter() - t
+    result["naive"] = {"seconds": round(dt, 2), "answers_per_s": round(len(answers) / dt, 2),
+                       "tokens_per_s": round(toks / dt, 1)}
+    print(f"naive: {result['naive']}", flush=True)
+    return g_fast
+
+
+def _rait_backend(args: argparse.Namespace, dtype, prompts: list[str], g_fast: list[str], result: dict) -> None:
+    """rait's HF backend in the auto dtype: greedy agreement with fp32 (when not fp32), then the sampling timing."""
+    from rait.core.models import load_model
+    from rait.generation.base import SamplingConfig
+    from rait.generation.hf import HFBackend
+
+    model, tok = load_model(args.model, dtype=dtype)
+    fast = HFBackend(model, tok, batch_size=args.batch_size)
+    if dtype != torch.float32:  # is the fast dtype safe as the default? compare its greedy answers with fp32
+        g_low = [o[0].text.strip() for o in fast.generate(prompts, 1, SamplingConfig(
+            temperature=0.0, max_new_tokens=args.max_new_tokens))]
+        result["greedy_identical_fp32_vs_" + str(dtype).replace("torch.", "")] = sum(
+            a == b for a, b in zip(g_fast, g_low))
+        print(f"greedy identical fp32 vs {dtype}: {sum(a == b for a, b in zip(g_fast, g_low))}/{len(prompts)}",
+              flush=True)
+    s = SamplingConfig(temperature=args.temperature, max_new_tokens=args.max_new_tokens, stop=["\n"])
+    t = time.perf_counter()
+    outs = fast.generate(prompts, args.k, s, seed=0)
+    dt = time.perf_counter() - t
+    n_ans = sum(len(o) for o in outs)
+    n_tok = sum(c.n_tokens for o in outs for c in o)
+    prompt_tok = sum(len(tok.encode(p, add_special_tokens=False)) for p in prompts)
+    gflop_per_token = 2 * model.num_parameters() / 1e9
+    tok_rate = n_tok / dt
+    result["rait_hf"] = {
+        "dtype": str(dtype).replace("torch.", ""), "seconds": round(dt, 2), "answers_per_s": round(n_ans / dt, 2),
+        "tokens_per_s": round(tok_rate, 1), "mean_answer_tokens": round(n_tok / n_ans, 2),
+        # useful work = prompt prefill once per question + generated tokens
+        "roofline_fraction": round((prompt_tok + n_tok) / dt * gflop_per_token / result["matmul_gflops"], 3),
+    }
 
 
 if __name__ == "__main__":

@@ -171,7 +171,7 @@ def claims(results: dict, tests: list[str], methods: list[str]) -> list[str]:
 
 def chance_check(plan, results: dict) -> list[str]:
     """For multiple-choice tests: is Init-Basic at chance (1 / number of options, averaged over the items)?"""
-    from rait.artifacts import read_jsonl
+    from rait.core.artifacts import read_jsonl
 
     lines = []
     for t, path in plan.tests().items():
@@ -266,7 +266,7 @@ def diagnostics(plan, tests: list[str], methods: list[str]) -> list[str]:
 
 def render(plan, section: str, wall: float, config: str, report: str | None = None) -> str:
     """Markdown of a finished run: results table, label sets, claims, stage times."""
-    from rait.pipeline import stage_times
+    from rait.run.pipeline import stage_times
 
     res = json.loads((plan.root / "results.json").read_text())
     results, ref = res["results"], res["reference"]
@@ -330,7 +330,7 @@ def main() -> int:
     ap.add_argument("--report-items", type=int, default=40,
                     help="items per method/seed/test in the docs copy of the HTML report (the run's own has 500)")
     args = ap.parse_args()
-    from rait.pipeline import run
+    from rait.run.pipeline import run
 
     t0 = time.time()
     plan = run(args.config, args.set)

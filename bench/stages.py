@@ -1,7 +1,7 @@
 """Real-stage throughput: the stages of ``rait run CONFIG`` timed exactly as the pipeline runs them, on fewer items.
 
 The run config (default ``configs/demo.yaml``) is loaded with only its sizes reduced (pool, test sets, training
-rows); the pipeline's own :class:`rait.pipeline.Plan` builds every stage's argv (same prompts, few-shot, k, max
+rows); the pipeline's own :class:`rait.run.pipeline.Plan` builds every stage's argv (same prompts, few-shot, k, max
 tokens, temperature, certainty, batch sizes, ``auto`` dtype, epochs), and each stage kind of interest runs as
 ``rait <argv>`` in a fresh process of its own (``bench/_stage.py``), so its wall time includes what a user waits
 for (model load, certainty embedder, saving) and its peak RSS is its own.
@@ -40,8 +40,8 @@ KINDS = {"probe_m0": "probe", "rehearse": "train", "grads": "grads", "eval:init_
 
 def reduced_plan(config: str, n: int, root: Path):
     """The run's plan with only sizes reduced: ``n`` pool / test items, ``n // 2`` rehearsal and training rows."""
-    from rait.config import load_yaml
-    from rait.pipeline import Plan, RunConfig
+    from rait.core.config import load_yaml
+    from rait.run.pipeline import Plan, RunConfig
 
     sets = [f"out_root={json.dumps(str(root))}", f"data.n_pool={n}", f"data.n_id={n}", f"data.n_ood={n}",
             f"rehearse.n={n // 2}", f"build.n_total={n // 2}", "report=false", "methods=[init_basic,van,grait]"]
@@ -77,12 +77,12 @@ def _tokens(tok, texts) -> int:
 
 def describe(kind: str, out: Path, r: dict, tok, params: int, gflops: float) -> dict:
     """Throughput figures of one finished stage, from its own outputs."""
-    from rait.artifacts import read_jsonl
+    from rait.core.artifacts import read_jsonl
 
     s = r["seconds"]
     if kind == "probe":
         from rait.data.schema import QAItem
-        from rait.probe import ProbeConfig, oeqa_prompt
+        from rait.stages.probe import ProbeConfig, oeqa_prompt
 
         rows = read_jsonl(out / "table.jsonl")
         cfg = ProbeConfig(**json.loads((out / "plan.json").read_text())["config"])
@@ -124,8 +124,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
 
-    from rait.models import load_model, resolve_dtype
-    from rait.pipeline import make_data
+    from rait.core.models import load_model, resolve_dtype
+    from rait.run.pipeline import make_data
 
     dtype = resolve_dtype("auto")
     gflops = matmul_gflops(dtype, n=1024)

@@ -61,8 +61,8 @@ class Timer:
 def run_variant(name, base, tok, data, args) -> dict:
     from transformers import Trainer, TrainingArguments
 
-    from rait.train import TrainConfig, prepare_model
-    from rait.trainer import ListDataset, WeightedCollator, WeightedTrainer, tokenize_row
+    from rait.stages.train import TrainConfig, prepare_model
+    from rait.stages.trainer import ListDataset, WeightedCollator, WeightedTrainer, tokenize_row
 
     cfg = TrainConfig(lora_r=8, seed=0, precision=args.precision)
     model = prepare_model(copy.deepcopy(base), cfg)
@@ -126,13 +126,13 @@ def main() -> None:
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
     if args.precision == "auto":
-        from rait.models import bf16_supported
+        from rait.core.models import bf16_supported
 
         args.precision = "bf16" if bf16_supported() else "fp32"
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    from rait.models import load_model
+    from rait.core.models import load_model
 
     base, tok = load_model(args.model, dtype="float32", device="cpu")
     base.config.use_cache = False

@@ -19,14 +19,14 @@ import rait
 
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "eval": ("rait.evaluate", "greedy evaluation: P_c / P_w / P_r / THS on a test set"),
-    "probe": ("rait.probe", "knowledge probe: k samples, correctness and certainty per item"),
-    "rehearse": ("rait.rehearse", "CRaFT rehearsal: fine-tune on mastered items, save M_r"),
+    "eval": ("rait.stages.evaluate", "greedy evaluation: P_c / P_w / P_r / THS on a test set"),
+    "probe": ("rait.stages.probe", "knowledge probe: k samples, correctness and certainty per item"),
+    "rehearse": ("rait.stages.rehearse", "CRaFT rehearsal: fine-tune on mastered items, save M_r"),
     "grads": ("rait.gradients.cli", "GRAIT per-sample LoRA gradient features and similarities"),
-    "build": ("rait.build", "build a refusal-aware training set with a registered method"),
-    "train": ("rait.train", "(weighted) SFT on a training set, LoRA or full"),
-    "ask": ("rait.ask", "ask a (tuned) model a question; --interactive for a REPL"),
-    "run": ("rait.pipeline", "run a whole experiment config: probe -> build -> train -> eval"),
+    "build": ("rait.stages.build", "build a refusal-aware training set with a registered method"),
+    "train": ("rait.stages.train", "(weighted) SFT on a training set, LoRA or full"),
+    "ask": ("rait.stages.ask", "ask a (tuned) model a question; --interactive for a REPL"),
+    "run": ("rait.run.pipeline", "run a whole experiment config: probe -> build -> train -> eval"),
     "report": ("rait.report", "markdown + HTML report of a run directory"),
 }
 
@@ -56,7 +56,7 @@ def unknown_flag(parser: argparse.ArgumentParser, command: str | None, argv: Seq
 
     argparse would otherwise report the flag's *value* as an invalid positional choice.
     """
-    from rait.registry import did_you_mean
+    from rait.core.registry import did_you_mean
 
     sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
     if command is None or sub is None or command not in sub.choices:
@@ -96,8 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Global flags (anywhere on the line): ``-v`` (debug logging, tracebacks of unexpected errors), ``-q`` (warnings
     only, no progress bars), ``--force`` (delete or overwrite files rait did not write; see docs/safety.md).
     """
-    from rait import safety
-    from rait.progress import setup_logging
+    from rait.core import safety
+    from rait.core.progress import setup_logging
 
     global _outer
     argv, flags = _global_flags(list(sys.argv[1:] if argv is None else argv))
@@ -149,7 +149,7 @@ def _main(argv: list[str], verbosity: int) -> int:
 
 def _environment_message(e: BaseException) -> str:
     """One line for an exception caused by the machine or the files, not by rait's code."""
-    from rait.safety import os_error_message
+    from rait.core.safety import os_error_message
 
     if isinstance(e, OSError):
         return str(os_error_message(e))

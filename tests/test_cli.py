@@ -118,7 +118,7 @@ def test_config_error_message(tmp_path, capsys):
 
 
 def test_command_return_code_and_interrupt(monkeypatch, capsys):
-    import rait.evaluate as ev
+    import rait.stages.evaluate as ev
 
     monkeypatch.setattr(ev, "_main", lambda args: 7)
     assert main(["eval"]) == 7

@@ -245,7 +245,7 @@ def test_table_is_large_enough():
 
 
 def test_unexpected_os_error_is_one_line_and_v_shows_traceback(tmp_path, capsys, monkeypatch):
-    import rait.evaluate as ev
+    import rait.stages.evaluate as ev
 
     def boom(args):
         raise PermissionError(13, "Permission denied", str(tmp_path / "locked"))

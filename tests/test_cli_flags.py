@@ -9,10 +9,10 @@ import typing
 import pytest
 
 from rait.cli import build_parser, main
-from rait.config import config_from_args
+from rait.core.config import config_from_args
 
-STAGES = {"probe": ("rait.probe", "ProbeConfig"), "eval": ("rait.evaluate", "EvalConfig"),
-          "train": ("rait.train", "TrainConfig"), "rehearse": ("rait.rehearse", "RehearseConfig"),
+STAGES = {"probe": ("rait.stages.probe", "ProbeConfig"), "eval": ("rait.stages.evaluate", "EvalConfig"),
+          "train": ("rait.stages.train", "TrainConfig"), "rehearse": ("rait.stages.rehearse", "RehearseConfig"),
           "grads": ("rait.gradients.cli", "GradsConfig")}
 
 

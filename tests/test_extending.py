@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from rait.cli import main
-from rait.config import ConfigError, load_yaml
-from rait.pipeline import Plan, RunConfig
+from rait.core.config import ConfigError, load_yaml
+from rait.run.pipeline import Plan, RunConfig
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
 
@@ -20,7 +20,7 @@ def _registries(monkeypatch):
     from rait.data.formats import FORMATS
     from rait.generation import BACKENDS
     from rait.methods import REGISTRY
-    from rait.providers import KINDS
+    from rait.run.providers import KINDS
 
     for reg in (REGISTRY, BACKENDS, FORMATS, KINDS):
         reg.names()  # load the built-in entries first
@@ -28,7 +28,7 @@ def _registries(monkeypatch):
 
 GRADS_METHOD = '''
 from dataclasses import dataclass
-from rait.config import option
+from rait.core.config import option
 from rait.methods import register
 from rait.methods._common import CommonConfig, Decisions, finish, task_kind
 
@@ -70,8 +70,8 @@ def test_method_needing_rehearsed_table_is_one_file(tmp_path, capsys):
 
 
 def test_toy_method_builds_from_the_rehearsed_table(tmp_path):
-    from rait.build import run_build
     from rait.methods import load_plugin
+    from rait.stages.build import run_build
     from tests.methods import OEQA, rehearsed_table, table, write_jsonl
 
     (tmp_path / "my_flow.py").write_text(example("method_rehearsed"))
@@ -112,8 +112,8 @@ def _exec(name: str, tmp_path) -> None:
 
 
 def test_backend_example(tmp_path, tiny_model_dir):
-    from rait.evaluate import EvalConfig, evaluate
     from rait.generation import get_backend
+    from rait.stages.evaluate import EvalConfig, evaluate
 
     _exec("backend", tmp_path)
     be = get_backend("constant", str(tiny_model_dir))

@@ -24,17 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Union
 
+from rait.core.registry import Registry
+from rait.data.mapped import as_text, build_mapped, relabel
 from rait.data.schema import LETTERS, QAItem, text_value
 from rait.errors import DataError
-from rait.registry import Registry
 
 Record = tuple[str, int, Union[QAItem, DataError]]
-
-#: Default field mapping of the generic ``jsonl:`` / ``hf:`` formats (QAItem field -> record field).
-DEFAULT_FIELDS = {"id": "id", "question": "question", "answers": "answers", "choices": "choices",
-                  "gold": "gold", "topic": "topic", "source": "source", "popularity": "popularity"}
-
-
 
 @dataclass(frozen=True)
 class Format:
@@ -100,98 +95,6 @@ def unquote_csv_artifact(s: str) -> str:
     return s
 
 
-def _text(v: Any) -> str:
-    return v if isinstance(v, str) else str(v)
-
-
-def _get(obj: dict, dotted: str) -> Any:
-    """``obj['a']['b']`` for ``'a.b'``; raises KeyError(dotted) when any part is absent."""
-    cur: Any = obj
-    for part in dotted.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            raise KeyError(dotted)
-        cur = cur[part]
-    return cur
-
-
-def relabel(labels: list[str], key: Any) -> str:
-    """Gold letter for answer key ``key`` among option ``labels`` (by position: 1st option -> A, ...).
-
-    Raises:
-        ValueError: the key is not among the labels (message says which labels exist).
-    """
-    k = _text(key).strip()
-    if k not in labels:
-        raise ValueError(f"answer key {k!r} is not among the choice labels {labels}")
-    return LETTERS[labels.index(k)]
-
-
-def build_mapped(obj: dict, fields: dict[str, str], *, index: int, default_source: str) -> QAItem:
-    """Build a QAItem from a record through a field mapping (see :data:`DEFAULT_FIELDS`).
-
-    ``answers`` may be a list or a string; ``choices`` a list or a dict label -> text (labels mapped by position
-    to A, B, ...); ``gold`` a letter, an option label, or an int (0-based index). ``id=@index`` numbers the
-    records ``<source>-<index>``.
-
-    Raises:
-        ValueError: a required field is missing or has the wrong type (message names the field).
-    """
-
-    def opt(name: str) -> Any:
-        try:
-            return _get(obj, fields[name])
-        except KeyError:
-            return None
-
-    def req(name: str) -> Any:
-        try:
-            return _get(obj, fields[name])
-        except KeyError:
-            raise ValueError(f"missing field {fields[name]!r} (the {name})") from None
-
-    source = opt("source") or default_source
-    iid = f"{source}-{index}" if fields["id"] == "@index" else text_value(req("id"), f"field {fields['id']!r} (the id)")
-    question = req("question")
-    if not isinstance(question, str):
-        raise ValueError(f"field {fields['question']!r} (the question): expected a string, "
-                         f"got {type(question).__name__}")
-    raw_choices, labels = opt("choices"), None
-    if isinstance(raw_choices, dict):
-        labels = [_text(k) for k in raw_choices]
-        raw_choices = list(raw_choices.values())
-    if raw_choices is not None and not isinstance(raw_choices, list):
-        raise ValueError(f"field {fields['choices']!r}: expected a list or a mapping of choices")
-    choices = [text_value(c, f"choice {i + 1}") for i, c in enumerate(raw_choices)] if raw_choices else None
-    answers = opt("answers")
-    if answers is None:
-        if not choices:
-            raise ValueError(f"missing field {fields['answers']!r} (the answer aliases) and no {fields['choices']!r}")
-        answers = []
-    elif isinstance(answers, (str, int, float)) and not isinstance(answers, bool):
-        answers = [text_value(answers, f"field {fields['answers']!r}")]
-    elif isinstance(answers, list):
-        answers = [text_value(a, f"answer alias at position {i}") for i, a in enumerate(answers)]
-    else:
-        raise ValueError(f"field {fields['answers']!r}: expected a list of strings or a string")
-    gold = None
-    if choices:
-        g = req("gold")
-        if isinstance(g, int) and not isinstance(g, bool):
-            if not 0 <= g < len(choices):
-                raise ValueError(f"answer key {g} is not among the choices (0-based index < {len(choices)})")
-            gold = LETTERS[g]
-        elif labels is not None:
-            gold = relabel(labels, g)
-        else:
-            gold = _text(g).strip()
-    topic, popularity = opt("topic"), opt("popularity")
-    if popularity is not None and (isinstance(popularity, bool) or not isinstance(popularity, (int, float))
-                                   or popularity != popularity):
-        raise ValueError(f"field {fields['popularity']!r} (the popularity): expected a number, got {popularity!r}")
-    return QAItem(id=_text(iid), question=question, answers=answers, choices=choices, gold=gold,
-                  topic=None if topic is None else _text(topic), source=_text(source), popularity=popularity)
-
-
 # ----------------------------------------------------------------------------------------------------------- readers
 def read_oeqa(path: Path, opts: dict) -> Iterator[Record]:
     """TriviaQA / NQ JSONL ``{"id","question","answers"}``.
@@ -245,13 +148,13 @@ def read_arc(path: Path, opts: dict) -> Iterator[Record]:
             chs = q["choices"]
             if any(not isinstance(c, dict) or "text" not in c or "label" not in c for c in chs):
                 raise ValueError("each choice must be an object {\"text\", \"label\"}")
-            labels = [_text(c["label"]).strip() for c in chs]
+            labels = [as_text(c["label"]).strip() for c in chs]
             if len(set(labels)) != len(labels):
                 raise ValueError(f"duplicate choice labels {labels}")
             if len(labels) > len(LETTERS):
                 raise ValueError(f"{len(labels)} choices; at most {len(LETTERS)} are supported")
             gold = relabel(labels, obj["answerKey"])
-            item = QAItem(id=_text(obj["id"]), question=_text(q["stem"]), choices=[_text(c["text"]) for c in chs],
+            item = QAItem(id=as_text(obj["id"]), question=as_text(q["stem"]), choices=[as_text(c["text"]) for c in chs],
                           gold=gold, topic="STEM", source="arc")
         except ValueError as e:
             yield str(path), no, DataError(path, no, str(e))

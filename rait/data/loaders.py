@@ -55,8 +55,17 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import parse_qsl
 
-from rait.data import formats
-from rait.data.formats import DEFAULT_FIELDS, FORMATS, Record, register_format
+from rait.data.formats import (
+    FORMATS,
+    Record,
+    read_arc,
+    read_hf,
+    read_mapped_jsonl,
+    read_mmlu,
+    read_oeqa,
+    register_format,
+)
+from rait.data.mapped import DEFAULT_FIELDS
 from rait.data.schema import LETTERS, QAItem
 from rait.errors import DataError
 
@@ -118,7 +127,7 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
         raise DataError(spec, None, f"expected FORMAT:LOCATION with FORMAT one of {known} (e.g. 'jsonl:data.jsonl')")
     fmt, rest = spec.split(":", 1)
     if fmt not in FORMATS:
-        from rait.registry import did_you_mean
+        from rait.core.registry import did_you_mean
 
         raise DataError(spec, None, f"unknown dataset format {fmt!r}{did_you_mean(fmt, FORMATS)}; "
                                     f"expected one of {known}")
@@ -289,29 +298,29 @@ def _fields(spec: str, opts: dict) -> dict[str, str]:
 
 def _read_oeqa(src: str) -> Callable[[str, str, dict], Iterator[Record]]:
     def read(spec: str, loc: str, opts: dict) -> Iterator[Record]:
-        return formats.read_oeqa(_existing(spec, loc), {"source": src})
+        return read_oeqa(_existing(spec, loc), {"source": src})
 
     return read
 
 
 def _read_arc(spec: str, loc: str, opts: dict) -> Iterator[Record]:
-    return formats.read_arc(_existing(spec, loc), opts)
+    return read_arc(_existing(spec, loc), opts)
 
 
 def _read_mmlu(spec: str, loc: str, opts: dict) -> Iterator[Record]:
-    return formats.read_mmlu(_existing(spec, loc, dir_ok=True), opts)
+    return read_mmlu(_existing(spec, loc, dir_ok=True), opts)
 
 
 def _read_jsonl(spec: str, loc: str, opts: dict) -> Iterator[Record]:
     fields = _fields(spec, opts)
     p = _existing(spec, loc)
-    return formats.read_mapped_jsonl(p, {"fields": fields, "source": p.stem})
+    return read_mapped_jsonl(p, {"fields": fields, "source": p.stem})
 
 
 def _read_hf(spec: str, loc: str, opts: dict) -> Iterator[Record]:
     fields = _fields(spec, opts)
     keys = ("split", "config", "data_files", "revision")
-    return formats.read_hf(loc, {"fields": fields, **{k: opts.get(k) for k in keys}})
+    return read_hf(loc, {"fields": fields, **{k: opts.get(k) for k in keys}})
 
 
 def _read_builtin(spec: str, loc: str, opts: dict) -> Iterator[Record]:
@@ -334,7 +343,7 @@ def _read_builtin(spec: str, loc: str, opts: dict) -> Iterator[Record]:
             have = sorted(splits) if isinstance(splits, dict) else []
             raise DataError(sfile, None, f"no split {split!r}; available: {have}")
         topics = set(splits[split])
-    return formats.read_mapped_jsonl(path, {"fields": dict(DEFAULT_FIELDS), "source": name, "topics": topics})
+    return read_mapped_jsonl(path, {"fields": dict(DEFAULT_FIELDS), "source": name, "topics": topics})
 
 
 for _name, _read, _options in (

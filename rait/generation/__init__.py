@@ -11,15 +11,15 @@ Example:
     >>> BACKENDS.get("hff")
     Traceback (most recent call last):
     ...
-    rait.config.ConfigError: unknown backend 'hff' (did you mean 'hf'?); known: hf, vllm
+    rait.core.config.ConfigError: unknown backend 'hff' (did you mean 'hf'?); known: hf, vllm
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
+from rait.core.registry import Registry
 from rait.generation.base import Backend, Completion, SamplingConfig
-from rait.registry import Registry
 
 Factory = Callable[..., Backend]
 
@@ -51,7 +51,7 @@ def _vllm(model_spec: str, dtype: str = "auto", **kwargs: Any) -> Backend:
 
 
 def get_backend(name: str, model_spec: str, dtype: str = "auto", **kwargs: Any) -> Backend:
-    """Build a backend by name for a model spec (see :func:`rait.models.load_model`).
+    """Build a backend by name for a model spec (see :func:`rait.core.models.load_model`).
 
     Args:
         name: a registered backend (``hf``, ``vllm``; its module is imported only when selected).

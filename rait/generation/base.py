@@ -1,6 +1,6 @@
 """The generation interface shared by every backend (probe and evaluation use the same one).
 
-A backend takes *rendered* prompt strings (chat template already applied, see :mod:`rait.prompts`) and returns
+A backend takes *rendered* prompt strings (chat template already applied, see :mod:`rait.core.prompts`) and returns
 ``n`` completions per prompt, or next-token probabilities for multiple-choice scoring.
 
 Example:
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
-from rait.config import ConfigError, option
+from rait.core.config import ConfigError, option
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Backend(Protocol):
     """What a generation backend provides."""
 
     name: str
-    tok: Any  # the tokenizer whose chat template renders the prompts (rait.prompts.render)
+    tok: Any  # the tokenizer whose chat template renders the prompts (rait.core.prompts.render)
 
     def generate(
         self, prompts: Sequence[str], n: int, sampling: SamplingConfig, seed: int = 0

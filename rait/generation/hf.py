@@ -95,8 +95,8 @@ class HFBackend:
 
     @classmethod
     def from_spec(cls, spec: str, dtype: str = "auto", device: str | None = None, **kwargs: Any) -> "HFBackend":
-        """Load a model spec (see :func:`rait.models.load_model`) into a backend."""
-        from rait.models import load_model
+        """Load a model spec (see :func:`rait.core.models.load_model`) into a backend."""
+        from rait.core.models import load_model
 
         model, tok = load_model(spec, dtype=dtype, device=device)
         return cls(model, tok, **kwargs)

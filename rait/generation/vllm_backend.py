@@ -3,7 +3,7 @@
 Same interface as :class:`rait.generation.hf.HFBackend`: ``generate`` uses ``SamplingParams(n=k, seed=...)`` so
 the k samples of a prompt share its prefix in vLLM's paged KV cache; ``next_token_probs`` and
 ``last_token_probs`` use prompt/next-token log-probabilities. A GGUF or ``default`` spec is first converted to a
-safetensors directory by :func:`rait.models.resolve`, so vLLM loads plain HF weights.
+safetensors directory by :func:`rait.core.models.resolve`, so vLLM loads plain HF weights.
 
 Example:
     >>> from rait.generation import get_backend
@@ -40,7 +40,7 @@ class VLLMBackend:
             from vllm import LLM
         except ImportError:
             raise RaitError("backend 'vllm' needs the vllm extra: pip install 'rait[vllm]' (CUDA machines)") from None
-        from rait.models import load_tokenizer, resolve
+        from rait.core.models import load_tokenizer, resolve
 
         where = str(resolve(spec))
         kwargs.pop("device", None)

@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rait.artifacts import file_info
-from rait.config import ConfigError, add_config_arguments, check_choices, config_from_args, option, to_dict
+from rait.core.artifacts import file_info
+from rait.core.config import ConfigError, add_config_arguments, check_choices, config_from_args, option, to_dict
 from rait.errors import RaitError
 
 
@@ -91,7 +91,7 @@ def resolve_dtype(dtype: str) -> str:
     if dtype != "auto":
         return dtype
     try:
-        from rait.models import bf16_supported
+        from rait.core.models import bf16_supported
     except ImportError:
         import torch
         return "bfloat16" if torch.cuda.is_available() else "float32"
@@ -102,12 +102,12 @@ def load_featurizer(args: "GradsConfig"):
     """Model + LoRA + projector + featurizer from CLI arguments (imports torch/transformers lazily)."""
     import torch
 
-    from rait.gradients.persample import GradFeaturizer, attach_lora, lora_linears, load_optimizer_state
+    from rait.gradients.persample import GradFeaturizer, attach_lora, load_optimizer_state, lora_linears
     from rait.gradients.projection import Projector
 
     dtype = resolve_dtype(args.dtype)
     try:
-        from rait.models import load_model
+        from rait.core.models import load_model
         model, tok = load_model(args.model, dtype="float32")
     except ImportError:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -149,7 +149,7 @@ def grads(cfg: GradsConfig) -> Path:
     Returns:
         The output directory.
     """
-    from rait.artifacts import write_manifest
+    from rait.core.artifacts import write_manifest
     from rait.gradients import store
 
     if not cfg.table or not cfg.out:

@@ -29,7 +29,7 @@ def gram_to_file(a: np.ndarray, b: np.ndarray, path: str | Path, chunk: int = 10
 
     Peak extra memory is one ``chunk x len(b)`` float32 block (no N x N float64 intermediate).
     """
-    from rait.artifacts import atomic_path
+    from rait.core.artifacts import atomic_path
 
     path = Path(path)
     with atomic_path(path, ".npy") as tmp:

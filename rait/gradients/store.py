@@ -33,18 +33,18 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from rait.artifacts import atomic_path, atomic_write_bytes
+from rait.core.artifacts import atomic_path, atomic_write_bytes
+from rait.core.prompts import build_messages, refusal_for
 from rait.data.schema import QAItem
 from rait.errors import DataError, RaitError
 from rait.gradients.similarity import gram_to_file, l2_normalize
-from rait.prompts import build_messages, refusal_for
 
 LABELSETS = ("van", "idk")
 
 
 def read_table(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a knowledge table (:func:`rait.artifacts.read_table`; needs id, question, correctness)."""
-    from rait.artifacts import read_table as read
+    """Rows of a knowledge table (:func:`rait.core.artifacts.read_table`; needs id, question, correctness)."""
+    from rait.core.artifacts import read_table as read
 
     return read(path, required=("question", "correctness")).rows
 
@@ -115,7 +115,7 @@ def compute(table: Sequence[dict[str, Any]], out: str | Path, make_featurizer: C
     """
     out = Path(out)
     (out / "shards").mkdir(parents=True, exist_ok=True)
-    from rait.safety import clean_stale_temps
+    from rait.core.safety import clean_stale_temps
 
     clean_stale_temps(out)  # temporary files of a killed run (those of live shards stay)
     i, n = shard
@@ -128,7 +128,7 @@ def compute(table: Sequence[dict[str, Any]], out: str | Path, make_featurizer: C
     fz = make_featurizer() if todo else None
     plans = {k: _distinct(van[k * shard_size:(k + 1) * shard_size] + idk[k * shard_size:(k + 1) * shard_size])
              for k in todo}
-    from rait.progress import bar, track_batches
+    from rait.core.progress import bar, track_batches
 
     with bar(sum(len(p[0]) for p in plans.values()), "grads", unit="row", disable=not todo) as b:
         for k in todo:

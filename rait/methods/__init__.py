@@ -2,7 +2,7 @@
 
 A registration holds the method's name, one-line description, config class (inheriting
 :class:`rait.methods._common.CommonConfig` for trained methods), the **artifacts it needs** (names of artifact
-kinds: ``table``, ``rehearsed_table``, ``grads``; see :mod:`rait.providers`), the table columns it reads, its
+kinds: ``table``, ``rehearsed_table``, ``grads``; see :mod:`rait.run.providers`), the table columns it reads, its
 display name and paper reference. ``rait run`` derives every stage from these declarations, so a method that
 needs e.g. the rehearsed table or the gradient store is one file.
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
-from rait.registry import Registry
+from rait.core.registry import Registry
 
 #: the methods a run compares when its config names none (the demo's six)
 DEFAULT_METHODS = ("init_basic", "init_refuse", "van", "cor_rait", "craft", "grait")
@@ -118,7 +118,7 @@ class EvalContext:
     out: Path  # eval directory to write (items.jsonl, metrics.json, manifest.json)
     reference: Path | None  # eval directory of the reference method on this test (None for the reference itself)
     artifacts: dict[str, Path] = field(default_factory=dict)  # needed artifact kind -> path
-    eval: Any = None  # the run's eval settings (rait.evaluate.EvalConfig)
+    eval: Any = None  # the run's eval settings (rait.stages.evaluate.EvalConfig)
 
 
 class Build(Protocol):
@@ -133,7 +133,7 @@ class Method:
     description: str
     config_cls: type
     build: Build | None = None  # trained methods
-    needs: tuple[str, ...] = ("table",)  # artifact kinds (rait.providers)
+    needs: tuple[str, ...] = ("table",)  # artifact kinds (rait.run.providers)
     columns: tuple[str, ...] = ()  # table columns it reads beyond the base schema
     display: str = ""
     paper: str = ""
@@ -160,7 +160,7 @@ def register(name: str, description: str, config_cls: type, needs: tuple[str, ..
         name: registry name (config key, directory name).
         description: one line for ``rait build --list``.
         config_cls: its config dataclass (trained methods: a subclass of ``CommonConfig``).
-        needs: artifact kinds it reads (``rait.providers.KINDS``); trained methods need at least ``table``.
+        needs: artifact kinds it reads (``rait.run.providers.KINDS``); trained methods need at least ``table``.
         columns: table columns it requires (checked by ``rait build`` with file and line).
         display: name in reports (default: ``name``).
         paper: reference (authors, year, arXiv id).
@@ -211,7 +211,7 @@ def load_plugin(spec: str | Path) -> None:
     Raises:
         ConfigError: the file does not exist or the module cannot be imported.
     """
-    from rait.config import ConfigError
+    from rait.core.config import ConfigError
 
     s = str(spec)
     if s.endswith(".py"):

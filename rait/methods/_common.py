@@ -37,11 +37,11 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
-from rait.config import ConfigError, check_choices, option
+from rait.core.config import ConfigError, check_choices, option
+from rait.core.prompts import STYLES, build_messages, refusal_for
 from rait.data.schema import QAItem
 from rait.errors import DataError
 from rait.methods import Summary
-from rait.prompts import STYLES, build_messages, refusal_for
 
 #: Paper sizes per task kind: (pool the papers drew from, total rows, default seed).
 PAPER = {

@@ -3,7 +3,7 @@
 M0 keeps its greedy answer (Init-Basic's) on a test question unless the probe's certainty of that question —
 the agreement of k sampled answers, by the run's probe estimator (CRaFT's embedding consistency by default) —
 is below a threshold ``tau``. ``tau`` is fit on the training pool's knowledge table only (the value that
-maximises THS on the pool against answering everything; :func:`rait.abstain.fit_threshold`); the test questions
+maximises THS on the pool against answering everything; :func:`rait.core.abstain.fit_threshold`); the test questions
 are probed at test time with the same settings as the pool (artifact ``test_tables``), so the method costs k
 sampled answers + 1 greedy answer per question — the ``cost`` column of the results.
 
@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rait.abstain import fit_threshold, pool_verdicts, write_decisions
-from rait.config import option
+from rait.core.abstain import fit_threshold, pool_verdicts, write_decisions
+from rait.core.config import option
 from rait.methods import EvalContext, register
-from rait.providers_eval import test_table_path
+from rait.run.providers_eval import test_table_path
 
 
 @dataclass
@@ -37,7 +37,7 @@ class AbstainConsistencyConfig:
           display="Abstain (consistency)", paper="training-free baseline (rait); certainty as in CRaFT "
           "(arXiv 2410.06913)", trains=False)
 def evaluate(ctx: EvalContext) -> None:
-    from rait.artifacts import read_table
+    from rait.core.artifacts import read_table
 
     col = ctx.cfg.score
     pool = read_table(ctx.artifacts["table"], required=("id", col)).rows  # file:line error when a score is missing

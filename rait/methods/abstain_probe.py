@@ -4,7 +4,7 @@ A logistic-regression probe (scikit-learn) reads M0's hidden state of the questi
 0-shot BASIC prompt; artifact ``hidden_states``) and predicts whether M0 answers it correctly (the pool's greedy
 verdict, or the sample majority when the probe ran without ``greedy``). The layer is chosen on the pool by
 stratified cross-validation (AUROC); the refusal threshold ``tau`` is fit on the pool's cross-fitted
-p(correct) by maximising THS (:func:`rait.abstain.fit_threshold`). Nothing of a test set is used to fit either.
+p(correct) by maximising THS (:func:`rait.core.abstain.fit_threshold`). Nothing of a test set is used to fit either.
 Per test question: one forward pass (the hidden state) besides the greedy answer — the ``cost`` column.
 
 Example:
@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rait.abstain import fit_threshold, pool_verdicts, write_decisions
-from rait.config import option
+from rait.core.abstain import fit_threshold, pool_verdicts, write_decisions
+from rait.core.config import option
 from rait.methods import EvalContext, register
-from rait.providers_eval import load_states
+from rait.run.providers_eval import load_states
 
 
 @dataclass
@@ -38,8 +38,8 @@ class AbstainProbeConfig:
           paper="training-free baseline (rait); linear probes of knowledge as in Kadavath et al. 2022",
           trains=False)
 def evaluate(ctx: EvalContext) -> None:
-    from rait.artifacts import read_table
-    from rait.hidden import fit_probe, probe_scores
+    from rait.core.artifacts import read_table
+    from rait.core.hidden import fit_probe, probe_scores
 
     pool = read_table(ctx.artifacts["table"]).rows
     verdicts, source = pool_verdicts(pool)

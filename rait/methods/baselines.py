@@ -25,7 +25,7 @@ class M0Config:
 
 def evaluate_m0(ctx: EvalContext, prompt: str) -> None:
     """``rait eval`` of the initial model with ``prompt`` on ``ctx.data`` into ``ctx.out``."""
-    from rait.evaluate import EvalConfig, evaluate
+    from rait.stages.evaluate import EvalConfig, evaluate
 
     base = ctx.eval if ctx.eval is not None else EvalConfig()
     evaluate(replace(base, model=ctx.model, dtype=ctx.dtype, data=f"jsonl:{ctx.data}", out=str(ctx.out),

@@ -36,10 +36,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rait.config import option
+from rait.core.config import option
 from rait.methods import Summary, register
-from rait.methods._common import CommonConfig, Decisions, correctness_pools, draw, emit, finish, plan_sizes, \
-    require, resolve_seed, rng_for, shortfall_mode, task_kind, check_thresholds
+from rait.methods._common import (
+    CommonConfig,
+    Decisions,
+    check_thresholds,
+    correctness_pools,
+    draw,
+    emit,
+    finish,
+    plan_sizes,
+    require,
+    resolve_seed,
+    rng_for,
+    shortfall_mode,
+    task_kind,
+)
 
 
 @dataclass

@@ -41,10 +41,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from rait.config import option
+from rait.core.config import option
 from rait.methods import Summary, register
-from rait.methods._common import CommonConfig, Decisions, check_thresholds, correctness_pools, draw, emit, finish, \
-    plan_sizes, rank, require, resolve_seed, rng_for, shortfall_mode, take_ranked, task_kind
+from rait.methods._common import (
+    CommonConfig,
+    Decisions,
+    check_thresholds,
+    correctness_pools,
+    draw,
+    emit,
+    finish,
+    plan_sizes,
+    rank,
+    require,
+    resolve_seed,
+    rng_for,
+    shortfall_mode,
+    take_ranked,
+    task_kind,
+)
 
 
 @dataclass

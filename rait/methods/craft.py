@@ -56,10 +56,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rait.config import option
+from rait.core.config import option
 from rait.methods import Summary, register
-from rait.methods._common import CommonConfig, Decisions, check_thresholds, correctness_pools, finish, plan_sizes, \
-    require, resolve_seed, task_kind
+from rait.methods._common import (
+    CommonConfig,
+    Decisions,
+    check_thresholds,
+    correctness_pools,
+    finish,
+    plan_sizes,
+    require,
+    resolve_seed,
+    task_kind,
+)
 from rait.methods.corcer import _summary, select_by_certainty
 
 #: Rows per question in the released rehearsal results (N = 10 samples): the ``_load_kf`` repeat factor.

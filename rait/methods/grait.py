@@ -55,7 +55,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rait.config import ConfigError, option
+from rait.core.config import ConfigError, option
 from rait.errors import DataError
 from rait.methods import Summary, register
 from rait.methods._common import CommonConfig, Decisions, emit, finish, plan_sizes, task_kind

@@ -17,7 +17,7 @@ The 16 phrases are ``FALSE_RESPONSES`` copied from ``run_MMLU.py`` (not reconstr
 ("I do not know the answer.", "I'm not sure.") contain a first-person "don't know"/"not sure", and none contains
 "I don't know": the papers' evaluation (``refusal: strict``, substring "i don't know") counts none of them as
 refusals. rait's default ``lenient`` detector counts all 16 and the variants a model trained on them produces
-("There is no known answer.") as whole-answer refusals (:func:`rait.scoring.is_refusal`). Set
+("There is no known answer.") as whole-answer refusals (:func:`rait.core.scoring.is_refusal`). Set
 ``refusal: "I don't know"`` (or ``phrases``) to train the papers' detector string instead.
 
 Size: R-Tuning labels every training question, so by default every table row gives one row; ``n_total`` /
@@ -51,11 +51,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rait.config import ConfigError, option
+from rait.core.config import ConfigError, option
 from rait.data.schema import QAItem
 from rait.methods import Summary, register
-from rait.methods._common import CommonConfig, Decisions, draw, finish, make_row, require, resolve_seed, rng_for, \
-    task_kind
+from rait.methods._common import (
+    CommonConfig,
+    Decisions,
+    draw,
+    finish,
+    make_row,
+    require,
+    resolve_seed,
+    rng_for,
+    task_kind,
+)
 
 #: ``FALSE_RESPONSES`` of R-Tuning's ``training/MMLU/run_MMLU.py`` (16 phrases, verbatim).
 FALSE_RESPONSES = (

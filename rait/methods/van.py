@@ -32,8 +32,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from rait.methods import Summary, register
-from rait.methods._common import CommonConfig, Decisions, draw, emit, finish, plan_sizes, resolve_seed, rng_for, \
-    shortfall_mode, task_kind
+from rait.methods._common import (
+    CommonConfig,
+    Decisions,
+    draw,
+    emit,
+    finish,
+    plan_sizes,
+    resolve_seed,
+    rng_for,
+    shortfall_mode,
+    task_kind,
+)
 
 
 @dataclass

@@ -5,8 +5,8 @@ import importlib.util
 import json
 from pathlib import Path
 
-from rait.config import load_yaml
-from rait.pipeline import Plan, RunConfig, execute
+from rait.core.config import load_yaml
+from rait.run.pipeline import Plan, RunConfig, execute
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 

@@ -7,8 +7,17 @@ from collections import Counter
 import pytest
 
 from rait.data import load
-from rait.data.builtin_facts import (JSONL_PATH, SOURCE, SPLITS, SPLITS_PATH, _build, generate, split_aliases,
-                                     splits_json, to_jsonl)
+from rait.data.builtin_facts import (
+    JSONL_PATH,
+    SOURCE,
+    SPLITS,
+    SPLITS_PATH,
+    _build,
+    generate,
+    split_aliases,
+    splits_json,
+    to_jsonl,
+)
 from rait.data.schema import QAItem
 
 

@@ -28,7 +28,7 @@ MAX_NEW = 12
 def loaded(tiny_model_dir):
     """The tiny model with its weights re-drawn at std 0.3: the saved init (std 0.02) decodes one token over and
     over, which would make the parity checks below trivially true."""
-    from rait.models import load_model
+    from rait.core.models import load_model
 
     model, tok = load_model(str(tiny_model_dir), dtype="float32", device="cpu")
     g = torch.Generator().manual_seed(0)
@@ -78,7 +78,7 @@ def test_backend_registry(tiny_model_dir):
     assert list(BACKENDS) == ["hf", "vllm"]
     be = get_backend("hf", str(tiny_model_dir), dtype="float32", device="cpu", batch_size=2)
     assert isinstance(be, HFBackend) and be.batch_size == 2 and be.name == "hf"
-    from rait.config import ConfigError
+    from rait.core.config import ConfigError
 
     with pytest.raises(ConfigError, match="unknown backend"):
         get_backend("tgi", str(tiny_model_dir))
@@ -346,7 +346,7 @@ def test_sampled_token_logprobs(backend):
 
 
 def test_sampling_config_validation():
-    from rait.config import ConfigError
+    from rait.core.config import ConfigError
 
     assert SamplingConfig(temperature=0).greedy and not SamplingConfig().greedy
     with pytest.raises(ConfigError):

@@ -4,10 +4,17 @@ import numpy as np
 import pytest
 import torch
 
-from rait.gradients.persample import (GradFeaturizer, adam_precondition, attach_lora, canonical_name, encode,
-                                      lora_linears, load_optimizer_state)
-from rait.gradients.projection import Projector
 from rait.errors import DataError
+from rait.gradients.persample import (
+    GradFeaturizer,
+    adam_precondition,
+    attach_lora,
+    canonical_name,
+    encode,
+    load_optimizer_state,
+    lora_linears,
+)
+from rait.gradients.projection import Projector
 
 CONVS = [
     [{"role": "system", "content": ""}, {"role": "user", "content": q}, {"role": "assistant", "content": a}]

@@ -28,7 +28,7 @@ def grads_store(rows: list[dict], d: Path) -> str:
 
 def run_case(method: str, kind: str, cfg: dict, tmp: Path) -> str:
     """sha256 of the ``train.jsonl`` that ``rait build`` writes for one case."""
-    from rait.build import run_build
+    from rait.stages.build import run_build
 
     base = tmp / f"{method}-{kind}-{hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:8]}"
     base.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,8 @@ import json
 import pytest
 import yaml
 
-from rait.config import load_yaml
-from rait.pipeline import Plan, RunConfig, execute
+from rait.core.config import load_yaml
+from rait.run.pipeline import Plan, RunConfig, execute
 
 
 def _config(tiny_run, name, test_file=None, methods=("init_basic", "abstain_consistency", "abstain_probe")):
@@ -77,7 +77,7 @@ def test_abstention_baselines_run_fit_on_the_pool_only(tiny_run, tmp_path):
 
 
 def test_refusal_alignment_is_against_m0_on_the_same_items(tmp_path):
-    from rait.diagnostics import run_diagnostics
+    from rait.run.diagnostics import run_diagnostics
 
     def write(method, rows):
         d = tmp_path / "eval" / method / "seed0" / "id"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rait.config import ConfigError
+from rait.core.config import ConfigError
 from rait.methods.cor_rait import CorRaitConfig
 from rait.methods.cor_rait import build as cor_rait
 from rait.methods.r_tuning import FALSE_RESPONSES, UNSURE_QUESTION, RTuningConfig

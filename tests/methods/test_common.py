@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from rait.config import ConfigError
+from rait.core.config import ConfigError
+from rait.core.prompts import OEQA_REFUSE1, REFUSAL_MCQA, REFUSAL_OEQA
 from rait.methods import Summary, available, get
 from rait.methods._common import CommonConfig, plan_sizes
-from rait.prompts import OEQA_REFUSE1, REFUSAL_MCQA, REFUSAL_OEQA
 from tests.methods import table
 
 METHODS = ("van", "cor_rait", "r_tuning", "corcer", "craft")

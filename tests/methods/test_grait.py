@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from rait.config import ConfigError
+from rait.core.config import ConfigError
 from rait.errors import DataError
 from rait.methods import get
 from rait.methods.grait import GraitConfig, build
@@ -124,7 +124,7 @@ def test_decisions_explain_every_item(grads_dir):
     assert d["q5"]["label"] == "idk" and d["q5"]["greedy_rank"] == 0
     assert d["q5"]["S"] == pytest.approx(0.5 + 1.0 + 0.2)  # final S after both greedy updates
     assert d["q6"]["reason"] == "dropped: not_selected (not selected by the greedy pass)"
-    from rait.build import explain
+    from rait.stages.build import explain
 
     text = explain(d, summary.to_dict(), "q7")
     assert "greedy pick 1" in text and "pool=idk" in text
