@@ -4,8 +4,8 @@ Each point changes one or more settings of a base run config (``build.*`` or ``t
 them), trains the named methods (default Cor-RAIT and CRaFT) under it, evaluates on the base run's in-domain and
 out-of-domain test items and reports, per point × method: the training set's van / idk rows, training minutes,
 THS with its 95 % interval, ΔTHS against Init-Basic with the paired 95 % interval (same items, seeds kept
-together; :mod:`rait.paired`), and the refusal-alignment AUROC of the method's refusals against M0's greedy
-verdict on the same items (:mod:`rait.diagnostics`). The abstention baselines of the base run are printed beside
+together; :mod:`rait.core.paired`), and the refusal-alignment AUROC of the method's refusals against M0's greedy
+verdict on the same items (:mod:`rait.run.diagnostics`). The abstention baselines of the base run are printed beside
 them: the bar a tuned method has to clear.
 
 The base run (``rait run CONFIG``) provides everything upstream — the knowledge table of the pool, the rehearsed
@@ -65,7 +65,7 @@ def overrides_of(point: str) -> list[str]:
     out: list[str] = []
     for part in point.split("+"):
         if part not in POINTS:
-            from rait.registry import unknown_message
+            from rait.core.registry import unknown_message
 
             raise SystemExit(unknown_message("recipe point", part, list(POINTS)))
         out += POINTS[part]
@@ -75,8 +75,8 @@ def overrides_of(point: str) -> list[str]:
 def plan_for(config: str, point: str, seeds: list[int], method: str | None = None) -> Any:
     """The base run's plan under the point's overrides (paths of the upstream stages are the base run's); with
     ``method``, the plan of Init-Basic and that method only (which need not be in the config's list)."""
-    from rait.config import load_yaml
-    from rait.pipeline import Plan, RunConfig
+    from rait.core.config import load_yaml
+    from rait.run.pipeline import Plan, RunConfig
 
     only = [f"methods=[init_basic,{method}]"] if method else []
     return Plan(load_yaml(RunConfig, config, [*BASE_SET, *overrides_of(point), f"seeds={json.dumps(seeds)}",
@@ -101,11 +101,11 @@ def unit_configs(plan: Any, method: str, seed: int, out: Path) -> dict[str, Any]
 
 def run_unit(config: str, point: str, method: str, seed: int, out_root: Path) -> dict[str, Any]:
     """Build, train and evaluate one (point, method, seed); skipped when ``done.json`` matches its configs."""
-    from rait.artifacts import atomic_write_text, sha256_json
-    from rait.build import run_build
-    from rait.evaluate import evaluate
-    from rait.pipeline import spec
-    from rait.train import train
+    from rait.core.artifacts import atomic_write_text, sha256_json
+    from rait.run.pipeline import spec
+    from rait.stages.build import run_build
+    from rait.stages.evaluate import evaluate
+    from rait.stages.train import train
 
     out = out_root / point / method / f"seed{seed}"
     cfgs = unit_configs(plan_for(config, point, [seed], method), method, seed, out)
@@ -152,17 +152,17 @@ def run_all(config: str, units: list[tuple[str, str, int]], out_root: Path, jobs
 
 # --------------------------------------------------------------------------------------------------- results
 def _verdicts(eval_dir: Path) -> dict[str, str]:
-    from rait.artifacts import read_jsonl
+    from rait.core.artifacts import read_jsonl
 
     return {r["id"]: r["verdict"] for r in read_jsonl(eval_dir / "items.jsonl")}
 
 
 def score_point(config: str, point: str, method: str, seeds: list[int], out_root: Path) -> dict[str, Any]:
     """THS, ΔTHS vs Init-Basic (paired), refusal AUROC, rows and minutes of one point × method over seeds."""
-    from rait.aggregate import aggregate_verdicts
-    from rait.artifacts import read_jsonl
-    from rait.diagnostics import refusal_alignment
-    from rait.paired import paired_deltas
+    from rait.core.artifacts import read_jsonl
+    from rait.core.paired import paired_deltas
+    from rait.run.aggregate import aggregate_verdicts
+    from rait.run.diagnostics import refusal_alignment
 
     plan = plan_for(config, point, seeds, method)
     recs = [json.loads((out_root / point / method / f"seed{s}" / "done.json").read_text()) for s in seeds]

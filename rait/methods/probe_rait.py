@@ -8,7 +8,7 @@ predicting M0's greedy correctness, and labels every pool item by its **cross-fi
 scored by a probe that did not see it):
 
     hard (default): p_i >= tau -> gold answer, else refusal; tau maximises THS on the pool
-                    (:func:`rait.abstain.fit_threshold`, reference = answer everything);
+                    (:func:`rait.core.abstain.fit_threshold`, reference = answer everything);
     soft:           gold answer with weight p_i and refusal with weight 1 - p_i (as Soft-RAIT).
 
 The labels are, by construction, a linear function of M0's own representation of the question — the boundary a
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from rait.config import ConfigError, option
+from rait.core.config import ConfigError, option
 from rait.methods import Summary, register
 from rait.methods._common import CommonConfig, Decisions, finish, make_row, resolve_seed, task_kind
 from rait.methods.soft_rait import draw_items
@@ -58,10 +58,10 @@ class ProbeRaitConfig(CommonConfig):
 
 def pool_scores(table: list[dict[str, Any]], hidden_dir: str | Path, folds: int, seed: int) -> dict[str, Any]:
     """Cross-fitted p(correct) of every table row from the hidden-state probe, with the probe's layer and AUROC."""
-    from rait.abstain import pool_verdicts
+    from rait.core.abstain import pool_verdicts
+    from rait.core.hidden import fit_probe
     from rait.errors import DataError
-    from rait.hidden import fit_probe
-    from rait.providers_eval import load_states
+    from rait.run.providers_eval import load_states
 
     verdicts, source = pool_verdicts(table)
     ids, states = load_states(Path(hidden_dir), "pool")
@@ -79,7 +79,7 @@ def pool_scores(table: list[dict[str, Any]], hidden_dir: str | Path, folds: int,
           ProbeRaitConfig, needs=("table", "hidden_states"), display="Probe-RAIT",
           paper="rait's own (docs/own_method.md)", random_draw=True)
 def build(table: list[dict[str, Any]], cfg: ProbeRaitConfig) -> tuple[list[dict[str, Any]], Summary]:
-    from rait.abstain import fit_threshold
+    from rait.core.abstain import fit_threshold
 
     if not cfg.hidden_dir:
         raise ConfigError("probe_rait: hidden_dir is required (rait run sets it from the 'hidden' stage)")

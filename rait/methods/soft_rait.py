@@ -29,10 +29,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rait.config import ConfigError, option
+from rait.core.config import ConfigError, option
 from rait.methods import Summary, register
-from rait.methods._common import CommonConfig, Decisions, draw, finish, make_row, require, resolve_seed, \
-    rng_for, task_kind
+from rait.methods._common import (
+    CommonConfig,
+    Decisions,
+    draw,
+    finish,
+    make_row,
+    require,
+    resolve_seed,
+    rng_for,
+    task_kind,
+)
 
 SCORES = ("correctness", "greedy_correct")
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rait.artifacts import read_jsonl
-from rait.config import load_yaml
-from rait.pipeline import Plan, RunConfig, execute
+from rait.core.artifacts import read_jsonl
+from rait.core.config import load_yaml
+from rait.run.pipeline import Plan, RunConfig, execute
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import yaml
 
-from rait.build import run_build
-from rait.config import ConfigError, load_yaml
+from rait.core.config import ConfigError, load_yaml
 from rait.errors import DataError
 from rait.methods.probe_rait import ProbeRaitConfig
 from rait.methods.probe_rait import build as probe_build
 from rait.methods.soft_rait import SoftRaitConfig
 from rait.methods.soft_rait import build as soft_build
-from rait.pipeline import Plan, RunConfig, execute
+from rait.run.pipeline import Plan, RunConfig, execute
+from rait.stages.build import run_build
 
 
 def _table(correctness, greedy=None):
