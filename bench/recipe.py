@@ -57,6 +57,8 @@ POINTS: dict[str, list[str]] = {
 METHODS = ["cor_rait", "craft"]
 #: ``--set`` overrides of the base run config itself (e.g. ``out_root=...``), applied before every point's
 BASE_SET: list[str] = []
+#: True (``--fresh``): recompute units the base run already has instead of reusing its stages
+FRESH = False
 TESTS = ("id", "ood")
 
 
@@ -108,11 +110,17 @@ def run_unit(config: str, point: str, method: str, seed: int, out_root: Path) ->
     from rait.stages.train import train
 
     out = out_root / point / method / f"seed{seed}"
-    cfgs = unit_configs(plan_for(config, point, [seed], method), method, seed, out)
+    plan = plan_for(config, point, [seed], method)
+    cfgs = unit_configs(plan, method, seed, out)
     key = sha256_json(spec({"build": cfgs["build"], "train": cfgs["train"], "eval": cfgs["eval"]}))
     done = out / "done.json"
     if done.exists() and json.loads(done.read_text()).get("key") == key:
         return json.loads(done.read_text())
+    reused = None if FRESH else from_base_run(plan, method, seed)
+    if reused:  # the base run already trained and evaluated this (method, seed) with these very configs
+        rec = {"key": key, "point": point, "method": method, "seed": seed, "overrides": overrides_of(point), **reused}
+        atomic_write_text(done, json.dumps(rec, indent=1) + "\n")
+        return rec
     b = cfgs["build"]
     t0 = time.time()
     run_build(method, b["table"], b["out"], b["config"], b["rehearsed_table"])
@@ -125,6 +133,33 @@ def run_unit(config: str, point: str, method: str, seed: int, out_root: Path) ->
            "seconds": {"build": round(t1 - t0, 2), "train": round(t2 - t1, 2), "eval": round(time.time() - t2, 2)}}
     atomic_write_text(done, json.dumps(rec, indent=1) + "\n")
     return rec
+
+
+def from_base_run(plan: Any, method: str, seed: int) -> dict[str, Any] | None:
+    """Directories and stage seconds of (method, seed) in the base run when its stages are done there (their keys
+    hash the same configs a unit would use), else None."""
+    st = plan.stages
+    bname = f"build:{method}:{seed}" if f"build:{method}:{seed}" in st else f"build:{method}"
+    names = {"build": bname, "train": f"train:{method}:{seed}"} | {
+        f"eval:{t}": f"eval:{method}:{seed}:{t}" for t in plan.tests()}
+    if not all(plan.done(st[n]) for n in names.values()):
+        return None
+    secs = {k: json.loads(plan._marker(st[n]).read_text()).get("seconds", 0.0) for k, n in names.items()}
+    return {"from_base_run": str(plan.root),
+            "dirs": {"build": str(st[bname].out), "eval": {t: str(st[f"eval:{method}:{seed}:{t}"].out)
+                                                          for t in plan.tests()}},
+            "seconds": {"build": secs["build"], "train": secs["train"],
+                        "eval": round(sum(v for k, v in secs.items() if k.startswith("eval:")), 2)}}
+
+
+def _dirs(out_root: Path, point: str, method: str, seed: int) -> tuple[Path, dict[str, Path]]:
+    """Build directory and eval directories of a finished unit (its own, or the base run's it reused)."""
+    base = out_root / point / method / f"seed{seed}"
+    rec = json.loads((base / "done.json").read_text())
+    d = rec.get("dirs")
+    if d:
+        return Path(d["build"]), {t: Path(p) for t, p in d["eval"].items()}
+    return base / "build", {t: base / "eval" / t for t in TESTS}
 
 
 def run_all(config: str, units: list[tuple[str, str, int]], out_root: Path, jobs: int) -> None:
@@ -141,7 +176,7 @@ def run_all(config: str, units: list[tuple[str, str, int]], out_root: Path, jobs
             p, m, s = todo.pop(0)
             print(f"[recipe] {p} {m} seed{s}", flush=True)
             cmd = [sys.executable, __file__, config, "--unit", p, m, str(s), "--out", str(out_root)] + \
-                (["--set", *BASE_SET] if BASE_SET else [])
+                (["--set", *BASE_SET] if BASE_SET else []) + (["--fresh"] if FRESH else [])
             running.append(subprocess.Popen(cmd, env=env))
         time.sleep(2)
         for proc in [r for r in running if r.poll() is not None]:
@@ -168,13 +203,14 @@ def score_point(config: str, point: str, method: str, seeds: list[int], out_root
     recs = [json.loads((out_root / point / method / f"seed{s}" / "done.json").read_text()) for s in seeds]
     res: dict[str, Any] = {"point": point, "method": method, "seeds": seeds, "overrides": overrides_of(point),
                            "train_min": round(sum(r["seconds"]["train"] for r in recs) / len(recs) / 60, 2)}
-    rows = read_jsonl(out_root / point / method / f"seed{seeds[0]}" / "build" / "train.jsonl")
+    dirs = {s: _dirs(out_root, point, method, s) for s in seeds}
+    rows = read_jsonl(dirs[seeds[0]][0] / "train.jsonl")
     res["rows"] = {"van": sum(r.get("label") == "van" for r in rows), "idk": sum(r.get("label") == "idk" for r in rows)}
     for test in plan.tests():
         ref_dir, _ = plan._ref(test)
         m0 = _verdicts(ref_dir)
         ids = list(m0)
-        per_seed = [_verdicts(out_root / point / method / f"seed{s}" / "eval" / test) for s in seeds]
+        per_seed = [_verdicts(dirs[s][1][test]) for s in seeds]
         ref_metrics = json.loads((ref_dir / "metrics.json").read_text())
         ref = (ref_metrics["P_c"]["value"], ref_metrics["P_w"]["value"])
         agg = aggregate_verdicts([[v[i] for i in ids] for v in per_seed], ref=ref)
@@ -258,9 +294,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--doc", default=str(DOC))
     ap.add_argument("--json", default=None, help="also write the results here (default: OUT/recipe.json)")
     ap.add_argument("--set", nargs="+", default=[], help="overrides of the base run config (as rait run --set)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="recompute a (point, method, seed) even when the base run already has its stages")
     ap.add_argument("--unit", nargs=3, metavar=("POINT", "METHOD", "SEED"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     BASE_SET[:] = a.set
+    global FRESH
+    FRESH = a.fresh
     base = plan_for(a.config, "base", [0])
     out_root = Path(a.out) if a.out else base.root.parent / f"{base.cfg.name}-recipe"
     if a.unit:

@@ -38,7 +38,8 @@ def test_base_point_reproduces_the_pipeline_and_overrides_reach_the_stages(base_
     recipe = _recipe()
     out, doc = tmp_path / "recipe", tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n\nkept\n")
-    assert recipe.main([str(config), "--only", "base", "epochs_4+lr_2e-3", "--out", str(out), "--doc", str(doc)]) == 0
+    assert recipe.main([str(config), "--only", "base", "epochs_4+lr_2e-3", "--out", str(out), "--doc", str(doc),
+                        "--fresh"]) == 0
     for m in ("cor_rait", "craft"):
         for t in ("id", "ood"):
             ours = read_jsonl(out / "base" / m / "seed0" / "eval" / t / "items.jsonl")
@@ -58,5 +59,13 @@ def test_base_point_reproduces_the_pipeline_and_overrides_reach_the_stages(base_
     before = done.stat().st_mtime_ns
     recipe.main([str(config), "--only", "base", "--out", str(out), "--doc", str(doc)])
     assert done.stat().st_mtime_ns == before
+    # without --fresh the base point reuses the base run's own stages (same configs, same keys): same numbers
+    reused = tmp_path / "reused"
+    recipe.main([str(config), "--only", "base", "--out", str(reused), "--doc", str(doc)])
+    rec = json.loads((reused / "base" / "cor_rait" / "seed0" / "done.json").read_text())
+    assert rec["from_base_run"] == str(plan.root) and not (reused / "base" / "cor_rait" / "seed0" / "eval").exists()
+    again = json.loads((reused / "recipe.json").read_text())
+    first = [r for r in results if r["point"] == "base"]
+    assert [(r["id"]["THS"], r["ood"]["dTHS"]) for r in again] == [(r["id"]["THS"], r["ood"]["dTHS"]) for r in first]
     with pytest.raises(SystemExit, match="epochs_5"):
         recipe.main([str(config), "--only", "epochs_5", "--out", str(out), "--doc", str(doc)])
