@@ -110,7 +110,8 @@ def run_unit(config: str, point: str, method: str, seed: int, out_root: Path) ->
     from rait.stages.train import train
 
     out = out_root / point / method / f"seed{seed}"
-    plan = plan_for(config, point, [seed], method)
+    # as in a run with seeds [0, seed]: a method that draws at random draws its label set with the training seed
+    plan = plan_for(config, point, [seed] if seed == 0 else [0, seed], method)
     cfgs = unit_configs(plan, method, seed, out)
     key = sha256_json(spec({"build": cfgs["build"], "train": cfgs["train"], "eval": cfgs["eval"]}))
     done = out / "done.json"
