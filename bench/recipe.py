@@ -238,6 +238,43 @@ def baselines(config: str) -> dict[str, Any]:
     return out
 
 
+def unit_pairs(config: str, results: list[dict[str, Any]], out_root: Path) -> dict[str, Any]:
+    """Paired ΔTHS between the units (seeds kept together) and against the base run's abstention baselines."""
+    from rait.core.paired import paired_deltas
+    from rait.methods import get
+
+    plan = plan_for(config, "base", [0])
+    out: dict[str, Any] = {}
+    for test in plan.tests():
+        ref_dir, _ = plan._ref(test)
+        m0 = _verdicts(ref_dir)
+        ids = list(m0)
+        per: dict[str, list[list[str]]] = {}
+        for r in results:
+            dirs = [_dirs(out_root, r["point"], r["method"], s)[1][test] for s in r["seeds"]]
+            per[f"{r['point']} · {get(r['method']).display}"] = [[v[i] for i in ids] for v in map(_verdicts, dirs)]
+        for m in ("abstain_consistency", "abstain_probe"):
+            d = plan.eval_dir(m, 0, test)
+            if (d / "items.jsonl").exists():
+                per[get(m).display] = [[_verdicts(d)[i] for i in ids]]
+        metrics = json.loads((ref_dir / "metrics.json").read_text())
+        out[test] = paired_deltas(per, ref=(metrics["P_c"]["value"], metrics["P_w"]["value"]), n_boot=1000, seed=0)
+    return out
+
+
+def render_pairs(pairs: dict[str, Any], units: list[str]) -> list[str]:
+    """Rows: the units; columns: ΔTHS (row − column, paired 95 % interval) per test set."""
+    lines = []
+    for test, p in pairs.items():
+        cols = [c for c in p["methods"]]
+        lines += ["", f"ΔTHS between the rows, {test} (row − column, paired 95 % interval, \\* = excludes 0):", "",
+                  "| row − column | " + " | ".join(cols) + " |", "|" + " --- |" * (len(cols) + 1)]
+        for u in units:
+            cells = ["—" if c == u else _ci(p["pairs"][u][c]["THS"]) for c in cols]
+            lines.append(f"| {u} | " + " | ".join(cells) + " |")
+    return lines
+
+
 # --------------------------------------------------------------------------------------------------- the doc
 def _ci(m: dict[str, Any]) -> str:
     mark = " \\*" if m.get("significant") else ""
@@ -248,7 +285,8 @@ def _auroc(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
-def render(section: str, config: str, results: list[dict[str, Any]], bars: dict[str, Any], wall_s: float) -> str:
+def render(section: str, config: str, results: list[dict[str, Any]], bars: dict[str, Any], wall_s: float,
+           pairs: dict[str, Any] | None = None) -> str:
     """The doc section: one row per point × method, then the abstention baselines' row (the bar)."""
     from rait.methods import get
 
@@ -278,6 +316,8 @@ def render(section: str, config: str, results: list[dict[str, Any]], bars: dict[
                 th = per[t]["THS"]
                 cells += [f"{th['value']:+.1f} [{th['lo']:+.1f}, {th['hi']:+.1f}]", "-", _auroc(per[t]["auroc"])]
         lines.append("| " + " | ".join(cells) + " |")
+    if pairs:
+        lines += render_pairs(pairs, [f"{r['point']} · {get(r['method']).display}" for r in results])
     return "\n".join(lines + ["", end])
 
 
@@ -295,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--doc", default=str(DOC))
     ap.add_argument("--json", default=None, help="also write the results here (default: OUT/recipe.json)")
     ap.add_argument("--set", nargs="+", default=[], help="overrides of the base run config (as rait run --set)")
+    ap.add_argument("--pairs", action="store_true",
+                    help="also the paired ΔTHS between the units and against the abstention baselines")
     ap.add_argument("--fresh", action="store_true",
                     help="recompute a (point, method, seed) even when the base run already has its stages")
     ap.add_argument("--unit", nargs=3, metavar=("POINT", "METHOD", "SEED"), help=argparse.SUPPRESS)
@@ -310,18 +352,21 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
         run_unit(a.config, a.unit[0], a.unit[1], int(a.unit[2]), out_root)
         return 0
-    pairs = [tuple(u.split(":", 1)) for u in a.units] if a.units else \
+    units = [tuple(u.split(":", 1)) for u in a.units] if a.units else \
         [(p, m) for p in (a.only or list(POINTS)) for m in a.methods]
-    for p, m in pairs:
+    for p, m in units:
         overrides_of(p)  # unknown names fail before anything runs
         from rait.methods import get
 
         get(m)
     t0 = time.time()
-    run_all(a.config, [(p, m, s) for p, m in pairs for s in a.seeds], out_root, a.jobs)
-    results = [score_point(a.config, p, m, a.seeds, out_root) for p, m in pairs]
+    run_all(a.config, [(p, m, s) for p, m in units for s in a.seeds], out_root, a.jobs)
+    results = [score_point(a.config, p, m, a.seeds, out_root) for p, m in units]
     Path(a.json or out_root / f"{a.section}.json").write_text(json.dumps(results, indent=1) + "\n")
-    block = render(a.section, a.config, results, baselines(a.config), time.time() - t0)
+    pairs = unit_pairs(a.config, results, out_root) if a.pairs else None
+    if pairs:
+        (out_root / f"{a.section}.pairs.json").write_text(json.dumps(pairs, indent=1) + "\n")
+    block = render(a.section, a.config, results, baselines(a.config), time.time() - t0, pairs)
     write_section(a.section, block, Path(a.doc))
     print(block)
     return 0

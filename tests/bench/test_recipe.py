@@ -39,7 +39,7 @@ def test_base_point_reproduces_the_pipeline_and_overrides_reach_the_stages(base_
     out, doc = tmp_path / "recipe", tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n\nkept\n")
     assert recipe.main([str(config), "--only", "base", "epochs_4+lr_2e-3", "--out", str(out), "--doc", str(doc),
-                        "--fresh"]) == 0
+                        "--fresh", "--pairs"]) == 0
     for m in ("cor_rait", "craft"):
         for t in ("id", "ood"):
             ours = read_jsonl(out / "base" / m / "seed0" / "eval" / t / "items.jsonl")
@@ -54,6 +54,12 @@ def test_base_point_reproduces_the_pipeline_and_overrides_reach_the_stages(base_
         ths, d = r["id"]["THS"]["value"], r["id"]["dTHS"]["value"]
         assert d == pytest.approx(ths, abs=1e-6)  # Init-Basic's THS is 0 by definition: Δ = THS
         assert f"{d:+.1f} [" in text
+    # paired ΔTHS between units: its point estimate is the difference of the two THS values
+    pairs = json.loads((out / "recipe.pairs.json").read_text())
+    a, b = (next(r for r in results if r["point"] == "base" and r["method"] == m) for m in ("cor_rait", "craft"))
+    d = pairs["id"]["pairs"]["base · Cor-RAIT"]["base · CRaFT"]["THS"]
+    assert d["value"] == pytest.approx(a["id"]["THS"]["value"] - b["id"]["THS"]["value"], abs=1e-6)
+    assert "ΔTHS between the rows, ood" in text
     # a rerun skips finished units (done.json untouched) and an unknown point fails by name before anything runs
     done = out / "base" / "craft" / "seed0" / "done.json"
     before = done.stat().st_mtime_ns
