@@ -203,7 +203,8 @@ def score_point(config: str, point: str, method: str, seeds: list[int], out_root
     plan = plan_for(config, point, seeds, method)
     recs = [json.loads((out_root / point / method / f"seed{s}" / "done.json").read_text()) for s in seeds]
     res: dict[str, Any] = {"point": point, "method": method, "seeds": seeds, "overrides": overrides_of(point),
-                           "train_min": round(sum(r["seconds"]["train"] for r in recs) / len(recs) / 60, 2)}
+                           "train_min": round(sum(r["seconds"]["train"] for r in recs) / len(recs) / 60, 2),
+                           "unit_min": round(sum(sum(r["seconds"].values()) for r in recs) / 60, 2)}
     dirs = {s: _dirs(out_root, point, method, s) for s in seeds}
     rows = read_jsonl(dirs[seeds[0]][0] / "train.jsonl")
     res["rows"] = {"van": sum(r.get("label") == "van" for r in rows), "idk": sum(r.get("label") == "idk" for r in rows)}
@@ -291,11 +292,13 @@ def render(section: str, config: str, results: list[dict[str, Any]], bars: dict[
     from rait.methods import get
 
     start, end = markers(section)
-    seeds = sorted({tuple(r["seeds"]) for r in results})
+    seeds = sorted({", ".join(map(str, r["seeds"])) for r in results})
+    total = sum(r.get("unit_min", 0.0) for r in results)
     head = ["| point | overrides | method | van / idk rows | train min | ID THS | ID ΔTHS vs Init-Basic | ID AUROC "
             "| OOD THS | OOD ΔTHS vs Init-Basic | OOD AUROC |", "|" + " --- |" * 11]
     lines = [start, "", f"Measured by `python bench/recipe.py {config}` (base run: `rait run {config}`; seeds "
-             f"{', '.join(map(str, seeds))}; {cpu_line()}; wall time of this invocation {wall_s / 60:.1f} min). "
+             f"{' / '.join(seeds)}; {cpu_line()} in the invocation that rendered this; build + train + eval time of the "
+             f"units, summed: {total:.0f} min; this invocation {wall_s / 60:.1f} min, finished units are skipped). "
              "THS with its 95 % item-bootstrap interval; ΔTHS against Init-Basic with the paired 95 % interval "
              "(\\* = excludes 0); AUROC = refusal alignment, the method's refusals as a detector of M0's wrong greedy "
              "answers on the same items (0.5 = refusals unrelated to what M0 knows).", "", *head]
