@@ -20,7 +20,7 @@ Usage::
     python bench/recipe.py configs/graded.yaml            # every point in POINTS, then the doc section
     python bench/recipe.py configs/graded.yaml --only rows_all rows_all+epochs_4 --jobs 2
     python bench/recipe.py configs/graded.yaml --only rows_all --seeds 0 1 2 --section recipe_confirm
-    python bench/recipe.py configs/graded.yaml --units base:soft_rait idk_80:cor_rait --set out_root=/data/runs
+    python bench/recipe.py configs/graded.yaml --units base:METHOD idk_80:METHOD --set out_root=/data/runs
 """
 
 from __future__ import annotations
@@ -54,7 +54,10 @@ POINTS: dict[str, list[str]] = {
     "attn_only": ["train.lora_target=[q_proj,k_proj,v_proj,o_proj]"],
     "full_ft": ["train.method=full", "train.lr=0.00005"],
 }
-METHODS = ["cor_rait", "craft"]
+from rait.methods._claims import THS_ORDER  # noqa: E402
+
+#: default methods: the papers' Cor-RAIT and CRaFT (the last two of the GRAIT paper's THS ordering)
+METHODS = list(reversed(THS_ORDER[1:]))
 #: ``--set`` overrides of the base run config itself (e.g. ``out_root=...``), applied before every point's
 BASE_SET: list[str] = []
 #: True (``--fresh``): recompute units the base run already has instead of reusing its stages
@@ -78,9 +81,10 @@ def plan_for(config: str, point: str, seeds: list[int], method: str | None = Non
     """The base run's plan under the point's overrides (paths of the upstream stages are the base run's); with
     ``method``, the plan of Init-Basic and that method only (which need not be in the config's list)."""
     from rait.core.config import load_yaml
+    from rait.methods import REFERENCE
     from rait.run.pipeline import Plan, RunConfig
 
-    only = [f"methods=[init_basic,{method}]"] if method else []
+    only = [f"methods=[{REFERENCE},{method}]"] if method else []
     return Plan(load_yaml(RunConfig, config, [*BASE_SET, *overrides_of(point), f"seeds={json.dumps(seeds)}",
                                               *only]))
 
@@ -89,7 +93,7 @@ def unit_configs(plan: Any, method: str, seed: int, out: Path) -> dict[str, Any]
     """The build / train / eval configs ``rait run`` would use for (method, seed), redirected under ``out``."""
     st = plan.stages
     bname = f"build:{method}:{seed}" if f"build:{method}:{seed}" in st else f"build:{method}"
-    missing = [d for d in st[bname].deps + [f"eval:init_basic:{plan.cfg.seeds[0]}:{t}" for t in plan.tests()]
+    missing = [d for d in st[bname].deps + [plan._ref(t)[1] for t in plan.tests()]
                if not plan.done(st[d])]
     if missing:
         raise SystemExit(f"recipe: the base run lacks {missing}; run `rait run` on the config first (same data, "
@@ -216,12 +220,19 @@ def score_point(config: str, point: str, method: str, seeds: list[int], out_root
         ref_metrics = json.loads((ref_dir / "metrics.json").read_text())
         ref = (ref_metrics["P_c"]["value"], ref_metrics["P_w"]["value"])
         agg = aggregate_verdicts([[v[i] for i in ids] for v in per_seed], ref=ref)
-        pair = paired_deltas({"m": [[v[i] for i in ids] for v in per_seed], "init_basic": [[m0[i] for i in ids]]},
-                             ref=ref, n_boot=1000, seed=0)["pairs"]["m"]["init_basic"]
+        pair = paired_deltas({"m": [[v[i] for i in ids] for v in per_seed], "ref": [[m0[i] for i in ids]]},
+                             ref=ref, n_boot=1000, seed=0)["pairs"]["m"]["ref"]
         align = refusal_alignment({i: [float(v[i] == "refuse") for v in per_seed] for i in ids}, m0)
         res[test] = {"P_c": agg["P_c"], "P_w": agg["P_w"], "P_r": agg["P_r"], "THS": agg["THS"],
                      "dTHS": pair["THS"], "auroc": align["auroc"]}
     return res
+
+
+def abstention_methods(plan: Any) -> list[str]:
+    """The base run's training-free methods that decide from an artifact (the abstention baselines: the bar)."""
+    from rait.methods import get
+
+    return [m for m in plan.cfg.methods if not get(m).trains and get(m).needs]
 
 
 def baselines(config: str) -> dict[str, Any]:
@@ -231,7 +242,7 @@ def baselines(config: str) -> dict[str, Any]:
     res = json.loads((root / "results.json").read_text()) if (root / "results.json").exists() else {}
     diag = json.loads((root / "diagnostics.json").read_text()) if (root / "diagnostics.json").exists() else {}
     out = {}
-    for m in ("abstain_consistency", "abstain_probe"):
+    for m in abstention_methods(plan):
         if m in res.get("results", {}):
             out[m] = {t: {"THS": res["results"][m][t]["THS"],
                           "auroc": diag.get("refusal_alignment", {}).get(t, {}).get(m, {}).get("auroc")}
@@ -254,7 +265,7 @@ def unit_pairs(config: str, results: list[dict[str, Any]], out_root: Path) -> di
         for r in results:
             dirs = [_dirs(out_root, r["point"], r["method"], s)[1][test] for s in r["seeds"]]
             per[f"{r['point']} · {get(r['method']).display}"] = [[v[i] for i in ids] for v in map(_verdicts, dirs)]
-        for m in ("abstain_consistency", "abstain_probe"):
+        for m in abstention_methods(plan):
             d = plan.eval_dir(m, 0, test)
             if (d / "items.jsonl").exists():
                 per[get(m).display] = [[_verdicts(d)[i] for i in ids]]

@@ -34,8 +34,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import cpu_line, machine, matmul_gflops, write_result  # noqa: E402
 
-KINDS = {"probe_m0": "probe", "rehearse": "train", "grads": "grads", "eval:init_basic:0:id": "eval",
-         "train:van:0": "train"}
+from rait.methods import REFERENCE  # noqa: E402
+from rait.methods._claims import THS_ORDER, VANILLA  # noqa: E402
+
+KINDS = {"probe_m0": "probe", "rehearse": "train", "grads": "grads", f"eval:{REFERENCE}:0:id": "eval",
+         f"train:{VANILLA}:0": "train"}
 
 
 def reduced_plan(config: str, n: int, root: Path):
@@ -44,7 +47,7 @@ def reduced_plan(config: str, n: int, root: Path):
     from rait.run.pipeline import Plan, RunConfig
 
     sets = [f"out_root={json.dumps(str(root))}", f"data.n_pool={n}", f"data.n_id={n}", f"data.n_ood={n}",
-            f"rehearse.n={n // 2}", f"build.n_total={n // 2}", "report=false", "methods=[init_basic,van,grait]"]
+            f"rehearse.n={n // 2}", f"build.n_total={n // 2}", "report=false", f"methods=[{REFERENCE},{VANILLA},{THS_ORDER[0]}]"]
     return Plan(load_yaml(RunConfig, config, sets))
 
 
