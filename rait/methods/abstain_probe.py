@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rait.core.abstain import fit_threshold, pool_verdicts, write_decisions
+from rait.core.abstain import fit_threshold, write_decisions
 from rait.core.config import option
 from rait.methods import EvalContext, register
-from rait.run.providers_eval import load_states
+from rait.run.providers_eval import load_states, pool_probe
 
 
 @dataclass
@@ -39,16 +39,12 @@ class AbstainProbeConfig:
           trains=False)
 def evaluate(ctx: EvalContext) -> None:
     from rait.core.artifacts import read_table
-    from rait.core.hidden import fit_probe, probe_scores
+    from rait.core.hidden import probe_scores
 
     pool = read_table(ctx.artifacts["table"]).rows
-    verdicts, source = pool_verdicts(pool)
     hdir = Path(ctx.artifacts["hidden_states"])
-    pool_ids, pool_states = load_states(hdir, "pool")
-    by_id = dict(zip(pool_ids, range(len(pool_ids))))
-    X = pool_states[[by_id[r["id"]] for r in pool]]
-    y = [v == "correct" for v in verdicts]
-    probe = fit_probe(X, y, folds=ctx.cfg.folds, seed=ctx.cfg.seed)
+    fitted = pool_probe(pool, hdir, ctx.cfg.folds, ctx.cfg.seed)
+    probe, verdicts, source = fitted["probe"], fitted["verdicts"], fitted["source"]
     fit = fit_threshold(probe["pool_scores"], verdicts)
     test_ids, test_states = load_states(hdir, ctx.test)
     scores = dict(zip(test_ids, probe_scores(probe, test_states).tolist()))

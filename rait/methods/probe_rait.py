@@ -58,21 +58,13 @@ class ProbeRaitConfig(CommonConfig):
 
 def pool_scores(table: list[dict[str, Any]], hidden_dir: str | Path, folds: int, seed: int) -> dict[str, Any]:
     """Cross-fitted p(correct) of every table row from the hidden-state probe, with the probe's layer and AUROC."""
-    from rait.core.abstain import pool_verdicts
-    from rait.core.hidden import fit_probe
-    from rait.errors import DataError
-    from rait.run.providers_eval import load_states
+    from rait.run.providers_eval import pool_probe
 
-    verdicts, source = pool_verdicts(table)
-    ids, states = load_states(Path(hidden_dir), "pool")
-    at = {i: n for n, i in enumerate(ids)}
-    missing = [r["id"] for r in table if r["id"] not in at]
-    if missing:
-        raise DataError(str(hidden_dir), None, f"no hidden state for {len(missing)} pool id(s), e.g. {missing[0]!r}")
-    X = states[[at[r["id"]] for r in table]]
-    probe = fit_probe(X, [v == "correct" for v in verdicts], folds=folds, seed=seed)
-    return {"scores": np.asarray(probe["pool_scores"], dtype=float), "verdicts": verdicts, "source": source,
-            "layer": probe["layer"], "cv_auroc": round(float(probe["cv_auroc"][probe["layer"]]), 4)}
+    fitted = pool_probe(table, hidden_dir, folds, seed)
+    probe = fitted["probe"]
+    return {"scores": np.asarray(probe["pool_scores"], dtype=float), "verdicts": fitted["verdicts"],
+            "source": fitted["source"], "layer": probe["layer"],
+            "cv_auroc": round(float(probe["cv_auroc"][probe["layer"]]), 4)}
 
 
 @register("probe_rait", "Probe-RAIT (rait): labels from a cross-fitted hidden-state probe of M0, tau fit on pool THS",

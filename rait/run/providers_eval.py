@@ -44,6 +44,25 @@ def load_states(root: Path, name: str) -> tuple[list[str], np.ndarray]:
     return json.loads(ids_path.read_text()), np.load(arr_path).astype(np.float32)
 
 
+def pool_probe(table: list[dict[str, Any]], hidden_dir: str | Path, folds: int, seed: int) -> dict[str, Any]:
+    """The hidden-state probe of M0's correctness fit on the pool (:func:`rait.core.hidden.fit_probe`): ``probe``
+    (layer, CV AUROC per layer, cross-fitted ``pool_scores`` in table order), the pool ``verdicts`` and their
+    ``source`` (greedy or sample majority). A pool id without a hidden state is a DataError naming it."""
+    from rait.core.abstain import pool_verdicts
+    from rait.core.hidden import fit_probe
+    from rait.errors import DataError
+
+    verdicts, source = pool_verdicts(table)
+    ids, states = load_states(Path(hidden_dir), "pool")
+    at = {i: n for n, i in enumerate(ids)}
+    missing = [r["id"] for r in table if r["id"] not in at]
+    if missing:
+        raise DataError(str(hidden_dir), None, f"no hidden state for {len(missing)} pool id(s), e.g. {missing[0]!r}")
+    X = states[[at[r["id"]] for r in table]]
+    probe = fit_probe(X, [v == "correct" for v in verdicts], folds=folds, seed=seed)
+    return {"probe": probe, "verdicts": verdicts, "source": source}
+
+
 @dataclass
 class HiddenConfig:
     """Settings of the hidden-states stage."""
