@@ -35,12 +35,33 @@ class ConfigError(RaitError, ValueError):
     """A config value or file is invalid; the message names the file/key."""
 
 
-def option(default: Any, help: str, choices: Sequence[Any] | None = None) -> Any:
-    """Declare a config field with a default, one-line help and optional allowed values."""
-    meta = {"help": help, "choices": tuple(choices) if choices else None}
+def option(default: Any, help: str, choices: Sequence[Any] | None = None, added: bool = False) -> Any:
+    """Declare a config field with a default, one-line help and optional allowed values.
+
+    ``added=True`` marks a field added after runs exist: it is left out of the config's ``repr`` (which stage
+    keys hash), so existing runs keep their keys, and :func:`set_added` returns it where it differs from its
+    default, for the key to include it then.
+    """
+    meta = {"help": help, "choices": tuple(choices) if choices else None, "added": added}
     if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
-    return dataclasses.field(default=default, metadata=meta)
+        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta, repr=not added)
+    return dataclasses.field(default=default, metadata=meta, repr=not added)
+
+
+def set_added(cfg: Any) -> dict[str, Any]:
+    """The ``added`` fields of a config dataclass whose value differs from their default (see :func:`option`).
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass
+        ... class C:
+        ...     a: int = option(1, "old field")
+        ...     b: float = option(1.0, "new field", added=True)
+        >>> repr(C(b=0.5)), set_added(C()), set_added(C(b=0.5))
+        ('C(a=1)', {}, {'b': 0.5})
+    """
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+            if f.metadata.get("added") and getattr(cfg, f.name) != f.default}
 
 
 def check_choices(cfg: Any) -> None:

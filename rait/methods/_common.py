@@ -69,6 +69,8 @@ class CommonConfig:
     system_prompt: str | None = option("", "system message of every row ('' = empty turn; null = none)")
     refusal: str | None = option(None, "refusal target; default: \"I don't know\" (OEQA) / \"I don't know.\" (MCQA)")
     as_released: bool = option(False, "reproduce the released reference code (bugs included) instead of the paper")
+    idk_weight: float = option(1.0, "loss weight of every refusal (idk) row, multiplied into a method's own weights "
+                               "(1.0 = the papers; < 1 counters over-refusal)", added=True)
 
     def _check_common(self) -> None:
         check_choices(self)
@@ -80,6 +82,8 @@ class CommonConfig:
             raise ConfigError(f"fraction={self.fraction}: expected 0 < fraction <= 1")
         if not 0 <= self.idk_share <= 1:
             raise ConfigError(f"idk_share={self.idk_share}: expected 0 <= idk_share <= 1")
+        if not self.idk_weight > 0:
+            raise ConfigError(f"idk_weight={self.idk_weight}: expected > 0")
         for name in ("n_van", "n_idk"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)}: expected >= 0")
@@ -273,12 +277,13 @@ class Decisions:
 
 # ------------------------------------------------------------------------------------------------------- rows
 def make_row(row: dict[str, Any], cfg: CommonConfig, label: str, target: str | None = None) -> dict[str, Any]:
-    """A TRL conversational training row. ``target`` defaults to the gold (van) or the refusal (idk)."""
+    """A TRL conversational training row. ``target`` defaults to the gold (van) or the refusal (idk); an idk row
+    weighs ``cfg.idk_weight`` (1.0 unless set)."""
     item = QAItem.from_dict(row)
     if target is None:
         target = item.target if label == "van" else refusal_target(item, cfg)
     msgs = build_messages(item, cfg.prompt_style, system_prompt=cfg.system_prompt, answer=target)
-    return {"messages": msgs, "id": item.id, "label": label, "weight": 1.0}
+    return {"messages": msgs, "id": item.id, "label": label, "weight": cfg.idk_weight if label == "idk" else 1.0}
 
 
 def refusal_target(item: QAItem, cfg: CommonConfig) -> str:

@@ -191,7 +191,7 @@ def build(table: list[dict[str, Any]], cfg: GraitConfig) -> tuple[list[dict[str,
                  else "among the lowest-S non-greedy IDK rows (as released)")
     weight = {i: float(wi) for i, wi in zip(sel, w)}
     for r, i in zip(rows[len(v):], sel):
-        r["weight"] = weight[i]
+        r["weight"] = weight[i] * cfg.idk_weight
     summary = {
         "method": "grait", "kind": kind, "as_released": cfg.as_released, "sizing": plan,
         "thresholds": {"van": f"correctness > {cfg.ik_threshold}", "idk": f"correctness < {cfg.idk_threshold}"},

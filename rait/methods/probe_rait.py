@@ -89,7 +89,8 @@ def build(table: list[dict[str, Any]], cfg: ProbeRaitConfig) -> tuple[list[dict[
             pairs = [(lab, w) for lab, w in (("van", p), ("idk", 1 - p)) if w >= cfg.min_weight and w > 0]
         else:
             pairs = [("idk" if tau is not None and p < tau else "van", 1.0)]
-        rows += [{**make_row(table[i], cfg, lab), "weight": round(float(w), 6)} for lab, w in pairs]
+        scale = {"van": 1.0, "idk": cfg.idk_weight}
+        rows += [{**make_row(table[i], cfg, lab), "weight": round(float(w) * scale[lab], 6)} for lab, w in pairs]
         dec.pick(i, "idk" if tau is not None and p < tau else "van", f"probe p(correct) = {p:.3f}, tau = {tau}")
     summary = {"method": "probe_rait", "kind": kind, "as_released": cfg.as_released,
                "sizing": sizing,

@@ -86,7 +86,8 @@ def build(table: list[dict[str, Any]], cfg: SoftRaitConfig) -> tuple[list[dict[s
         p = min(1.0, max(0.0, float(table[i][cfg.score])))
         for label, w in (("van", p), ("idk", 1.0 - p)):
             if w >= cfg.min_weight and w > 0:
-                rows.append({**make_row(table[i], cfg, label), "weight": round(w, 6)})
+                scale = cfg.idk_weight if label == "idk" else 1.0
+                rows.append({**make_row(table[i], cfg, label), "weight": round(w * scale, 6)})
                 mass[label] += w
         dec.pick(i, "van" if p >= 0.5 else "idk", f"p(known) = {p:.3f}: answer weight {p:.3f}, refusal {1 - p:.3f}")
     summary = {"method": "soft_rait", "kind": kind, "as_released": cfg.as_released, "sizing": sizing,

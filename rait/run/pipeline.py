@@ -42,6 +42,7 @@ from rait.core.config import (
     from_dict,
     load_yaml,
     option,
+    set_added,
 )
 from rait.core.registry import unknown_message
 from rait.errors import RaitError
@@ -255,7 +256,7 @@ class Plan:
         for s in (c.seeds if per_seed else [None]):
             name, out = (f"build:{m}:{s}", bdir / f"seed{s}") if per_seed else (f"build:{m}", bdir)
             cfg = replace(mcfg, seed=s) if per_seed else mcfg
-            spec_ = {**bspec, "out": out, "config": cfg}
+            spec_ = {**bspec, "out": out, "config": cfg, **({"added": added} if (added := set_added(cfg)) else {})}
             self.add(Stage(name, out, spec_, lambda out=out, cfg=cfg: run_build(m, bspec["table"], out, cfg, reh),
                            deps=deps_of(meth.needs)))
             builds[s] = (name, out)

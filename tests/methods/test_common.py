@@ -103,3 +103,15 @@ def test_mixed_kinds_rejected():
 
     with pytest.raises(DataError, match="one task kind"):
         get("van").build(table("oeqa") + table("mcqa"), _cfg("van"))
+
+
+@pytest.mark.parametrize("name", ("cor_rait", "r_tuning", "corcer", "craft"))
+def test_idk_weight_scales_refusal_rows_only(name):
+    base, _ = get(name).build(table("oeqa", rehearsed=True), _cfg(name, n_total=10))
+    half, _ = get(name).build(table("oeqa", rehearsed=True), _cfg(name, n_total=10, idk_weight=0.5))
+    assert [r["id"] for r in base] == [r["id"] for r in half]  # same rows, same order
+    assert {r["label"] for r in base} >= {"idk"}
+    for b, h in zip(base, half):
+        assert h["weight"] == (0.5 * b["weight"] if b["label"] == "idk" else b["weight"])
+    with pytest.raises(ConfigError, match="idk_weight"):
+        _cfg(name, idk_weight=0.0)

@@ -64,6 +64,8 @@ def test_greedy_adaptive_weights(grads_dir, sign, w5, w7):
     assert summary["pools"] == {"van": 3, "idk": 4} and summary["dropped"]["middle_band"] == 1
     assert summary["counts"] == {"van": 2, "idk": 2} and summary["n_rows"] == 4
     assert summary["idk_weights"]["max"] == pytest.approx(max(w5, w7), abs=1e-6)
+    half, _ = build(table(), GraitConfig(grads_dir=str(grads_dir), n_van=2, n_idk=2, weight_sign=sign, idk_weight=0.5))
+    assert idk_rows(half) == pytest.approx({k: 0.5 * v for k, v in w.items()})  # idk_weight scales GRAIT's weights
 
 
 @pytest.mark.parametrize("sign", [1, -1])

@@ -81,6 +81,8 @@ def test_probe_rait_labels_follow_the_probe_not_the_noisy_samples(tmp_path):
     w = {(r["id"], r["label"]): r["weight"] for r in soft}
     assert all(w.get((f"q{i}", "van"), 0) > w.get((f"q{i}", "idk"), 0) for i in range(0, 40, 2))
     assert all(w.get((f"q{i}", "idk"), 0) > w.get((f"q{i}", "van"), 0) for i in range(1, 40, 2))
+    half, _ = probe_build(table, ProbeRaitConfig(hidden_dir=str(tmp_path), folds=4, idk_weight=0.5))
+    assert _targets(half) == [(i, lab, t, 0.5 if lab == "idk" else 1.0) for i, lab, t, _ in _targets(rows)]
 
 
 def test_probe_rait_needs_the_hidden_states_of_every_pool_item(tmp_path):

@@ -123,3 +123,15 @@ def test_seeds_vary_the_draw_of_random_methods(tiny_run):
     assert len({tuple(v) for v in draws.values()}) == 3
     cr = {s: sorted(ids(cor_rait(table("oeqa"), CorRaitConfig(n_van=3, n_idk=3, seed=s))[0])) for s in (0, 1, 2)}
     assert len({tuple(v) for v in cr.values()}) == 3
+
+
+def test_idk_weight_enters_the_build_key_only_when_set(tiny_run):
+    a = Plan(load_yaml(RunConfig, tiny_run))
+    b = Plan(load_yaml(RunConfig, tiny_run, ["build.idk_weight=1.0"]))  # the default: keys of existing runs hold
+    assert {n: s.key for n, s in a.stages.items()} == {n: s.key for n, s in b.stages.items()}
+    c = Plan(load_yaml(RunConfig, tiny_run, ["build.idk_weight=0.5"]))
+    changed = {n for n in a.stages if a.stages[n].key != c.stages[n].key}
+    trained = {"van", "cor_rait", "craft", "grait"}
+    assert changed == {n for n in a.stages if n.split(":")[0] in ("build", "train", "eval")
+                       and n.split(":")[1] in trained} | {"aggregate"}
+    assert c.stages["build:cor_rait"].cfg["added"] == {"idk_weight": 0.5}
