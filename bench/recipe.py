@@ -43,7 +43,7 @@ from _doc import DOC, markers, write_section  # noqa: E402
 #: point name -> ``--set`` overrides of the base run config. ``a+b`` on the command line combines points.
 POINTS: dict[str, list[str]] = {
     "base": [],
-    # the whole pool at its natural van:idk ratio (quota-free methods such as Soft-RAIT: every item)
+    # the whole pool at its natural van:idk ratio (quota-free methods such as Probe-RAIT: every item)
     "rows_all": ["build.n_total=null", "build.n_van=1000000", "build.n_idk=1000000"],
     "idk_half": ["build.idk_share=0.5"],
     "idk_80": ["build.idk_share=0.8"],  # about the share of the graded pool the default model gets wrong

@@ -225,6 +225,17 @@ def draw(rng: random.Random, pool: Sequence[int], k: int, mode: str, what: str) 
     return sorted(rng.sample(list(pool), k)), info
 
 
+def draw_items(table: list[dict[str, Any]], cfg: CommonConfig, seed: int) -> tuple[list[int], dict[str, Any]]:
+    """The pool items used: all, or ``n_total`` / ``fraction`` of them drawn at random."""
+    n = len(table)
+    if cfg.n_total is None and cfg.fraction is None:
+        return list(range(n)), {"rule": "whole table", "n_table": n, "n_items": n}
+    k = cfg.n_total if cfg.n_total is not None else round(cfg.fraction * n)
+    picks, _ = draw(rng_for(seed, "items"), range(n), min(k, n), "take_all", "items")
+    return picks, {"rule": "n_total" if cfg.n_total is not None else f"fraction {cfg.fraction}", "n_table": n,
+                   "n_items": len(picks)}
+
+
 def rank(table: Sequence[dict[str, Any]], pool: Sequence[int], key: str, highest: bool) -> list[int]:
     """Pool indices ordered by ``key`` (highest first if ``highest``), ties by table order (stable)."""
     sign = -1.0 if highest else 1.0

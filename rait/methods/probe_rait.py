@@ -9,7 +9,7 @@ scored by a probe that did not see it):
 
     hard (default): p_i >= tau -> gold answer, else refusal; tau maximises THS on the pool
                     (:func:`rait.core.abstain.fit_threshold`, reference = answer everything);
-    soft:           gold answer with weight p_i and refusal with weight 1 - p_i (as Soft-RAIT).
+    soft:           gold answer with weight p_i and refusal with weight 1 - p_i.
 
 The labels are, by construction, a linear function of M0's own representation of the question — the boundary a
 fine-tune of M0 can represent — and tau puts the refusal rate where THS is best on the pool instead of at the
@@ -35,8 +35,7 @@ import numpy as np
 
 from rait.core.config import ConfigError, option
 from rait.methods import Summary, register
-from rait.methods._common import CommonConfig, Decisions, finish, make_row, resolve_seed, task_kind
-from rait.methods.soft_rait import draw_items
+from rait.methods._common import CommonConfig, Decisions, draw_items, finish, make_row, resolve_seed, task_kind
 
 
 @dataclass

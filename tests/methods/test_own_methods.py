@@ -1,4 +1,4 @@
-"""rait's own candidates (Soft-RAIT, Probe-RAIT): golden labels on hand-made knowledge tables and hidden states,
+"""rait's own method (Probe-RAIT): golden labels on hand-made knowledge tables and hidden states,
 and an end-to-end `rait run` on a tiny model."""
 
 import json
@@ -11,8 +11,6 @@ from rait.core.config import ConfigError, load_yaml
 from rait.errors import DataError
 from rait.methods.probe_rait import ProbeRaitConfig
 from rait.methods.probe_rait import build as probe_build
-from rait.methods.soft_rait import SoftRaitConfig
-from rait.methods.soft_rait import build as soft_build
 from rait.run.pipeline import Plan, RunConfig, execute
 from rait.stages.build import run_build
 
@@ -27,32 +25,6 @@ def _table(correctness, greedy=None):
 
 def _targets(rows):
     return sorted((r["id"], r["label"], r["messages"][-1]["content"], r["weight"]) for r in rows)
-
-
-def test_soft_rait_golden_weights_min_weight_and_scores():
-    rows, s = soft_build(_table([0.0, 1 / 6, 0.5, 0.98, 1.0]), SoftRaitConfig(min_weight=0.05))
-    assert _targets(rows) == [
-        ("q0", "idk", "I don't know", 1.0),
-        ("q1", "idk", "I don't know", 0.833333), ("q1", "van", "A1", 0.166667),
-        ("q2", "idk", "I don't know", 0.5), ("q2", "van", "A2", 0.5),
-        ("q3", "van", "A3", 0.98),  # refusal weight 0.02 < min_weight: left out
-        ("q4", "van", "A4", 1.0)]
-    assert s["counts"] == {"van": 4, "idk": 3} and s["weight_mass"] == {"van": 2.647, "idk": 2.333}
-    assert s["decisions"]["q1"]["label"] == "idk" and s["decisions"]["q2"]["label"] == "van"
-    rows, _ = soft_build(_table([0.2, 0.8], greedy=[True, False]), SoftRaitConfig(score="greedy_correct"))
-    assert _targets(rows) == [("q0", "van", "A0", 1.0), ("q1", "idk", "I don't know", 1.0)]
-
-
-def test_soft_rait_draws_items_with_the_seed_and_checks_its_config():
-    table = _table([i / 10 for i in range(10)])
-    a, sa = soft_build(table, SoftRaitConfig(n_total=4, seed=1))
-    b, _ = soft_build(table, SoftRaitConfig(n_total=4, seed=2))
-    assert len({r["id"] for r in a}) == 4 and sa["dropped"] == {"not_drawn": 6}
-    assert {r["id"] for r in a} != {r["id"] for r in b}
-    with pytest.raises(ConfigError, match="min_weight"):
-        SoftRaitConfig(min_weight=1.0)
-    with pytest.raises(DataError, match="greedy_correct"):
-        soft_build(_table([0.5]), SoftRaitConfig(score="greedy_correct"))
 
 
 def _hidden(tmp_path, n=40, flip=()):
@@ -96,6 +68,15 @@ def test_probe_rait_needs_the_hidden_states_of_every_pool_item(tmp_path):
     assert out["counts"]["idk"] == 20
 
 
+def test_probe_rait_draws_its_items_with_the_seed(tmp_path):
+    table = _hidden(tmp_path)
+    a, sa = probe_build(table, ProbeRaitConfig(hidden_dir=str(tmp_path), folds=4, n_total=8, seed=1))
+    b, _ = probe_build(table, ProbeRaitConfig(hidden_dir=str(tmp_path), folds=4, n_total=8, seed=2))
+    assert len(a) == len(b) == 8 and sa["sizing"] == {"rule": "n_total", "n_table": 40, "n_items": 8}
+    assert {r["id"] for r in a} != {r["id"] for r in b}
+    assert sa["dropped"] == {"not_drawn": 32}
+
+
 def _write(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -106,17 +87,15 @@ def test_own_methods_end_to_end_on_a_tiny_model(tiny_run):
 
     _rewrite_pool(tiny_run)  # mixed verdicts for the tiny model (the probe needs both classes)
     cfg = yaml.safe_load(tiny_run.read_text())
-    cfg.update(methods=["init_basic", "soft_rait", "probe_rait"], seeds=[0])
+    cfg.update(methods=["init_basic", "probe_rait"], seeds=[0])
     cfg["method_config"] = {"probe_rait": {"folds": 2}}
     tiny_run.write_text(yaml.safe_dump(cfg))
     plan = Plan(load_yaml(RunConfig, tiny_run))
-    assert {"hidden", "build:probe_rait", "train:soft_rait:0", "eval:probe_rait:0:ood"} <= set(plan.stages)
+    assert {"hidden", "build:probe_rait", "train:probe_rait:0", "eval:probe_rait:0:ood"} <= set(plan.stages)
     assert plan.stages["build:probe_rait"].cfg["config"].hidden_dir == str(plan.root / "hidden")
     execute(plan, log=lambda m: None)
     res = json.loads((plan.root / "results.json").read_text())["results"]
-    ids = {}
-    for m in ("soft_rait", "probe_rait"):
-        assert {"id", "ood"} <= set(res[m]) and 0 <= res[m]["id"]["P_r"]["value"] <= 100
-        rows = [json.loads(line) for line in (plan.root / "build" / m / "train.jsonl").read_text().splitlines()]
-        ids[m] = {r["id"] for r in rows}
-    assert len(ids["soft_rait"]) == len(ids["probe_rait"]) == 10  # the run's build.n_total counts their items
+    m = "probe_rait"
+    assert {"id", "ood"} <= set(res[m]) and 0 <= res[m]["id"]["P_r"]["value"] <= 100
+    rows = [json.loads(line) for line in (plan.root / "build" / m / "train.jsonl").read_text().splitlines()]
+    assert len({r["id"] for r in rows}) == 10  # the run's build.n_total counts its items
