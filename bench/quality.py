@@ -23,6 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _doc import DOC, write_section  # noqa: E402
+from _pairs import matrix, ordering  # noqa: E402
 
 from rait.methods import REFERENCE, get  # noqa: E402
 from rait.methods._claims import PAIR, THS_ORDER, VANILLA  # noqa: E402
@@ -145,7 +146,7 @@ def _vanilla(results: dict, t: str, where: str, rait_methods: list[str]) -> list
                if lower and len(lower) < len(rait_methods) else ".")]
 
 
-def claims(results: dict, tests: list[str], methods: list[str]) -> list[str]:
+def claims(results: dict, tests: list[str], methods: list[str], paired: dict | None = None) -> list[str]:
     """Plain statements of where this run agrees or disagrees with the papers' claims, per test set."""
     label = {"id": "in-domain", "ood": "out-of-domain"}
     lines = ["### Against the papers' claims", ""]
@@ -160,7 +161,8 @@ def claims(results: dict, tests: list[str], methods: list[str]) -> list[str]:
     rait_methods = [m for m in methods if get(m).trains and m != VANILLA]
     for t in tests:
         where = label.get(t, t)
-        lines += _ordering(results, t, where) + _pair(results, t, where) + _vanilla(results, t, where, rait_methods)
+        lines += _ordering(results, t, where) + ordering(paired or {}, t, where) + _pair(results, t, where)
+        lines += _vanilla(results, t, where, rait_methods)
         pos = [m for m in methods if "THS" in results[m][t] and results[m][t]["THS"]["lo"] > 0]
         neg = [m for m in methods if "THS" in results[m][t] and results[m][t]["THS"]["hi"] < 0]
         lines.append(f"- {where}: THS significantly above {pretty(REFERENCE)} (CI > 0): "
@@ -293,9 +295,13 @@ def render(plan, section: str, wall: float, config: str, report: str | None = No
     lines.append("")
     lines += chance_check(plan, results)
     lines += delta_table(res, tests, c.methods)
+    for t in tests:
+        block = matrix(res.get("paired") or {}, t, c.methods)
+        lines += [f"Paired ΔTHS between methods, {t} (row − column, \\* = the 95 % interval excludes 0):", "",
+                  *block] if block else []
     lines += diagnostics(plan, tests, c.methods)
     lines += label_sets(plan)
-    lines += claims(results, tests, c.methods)
+    lines += claims(results, tests, c.methods, res.get("paired"))
     times = stage_times(plan)
     groups: dict[str, float] = {}
     for k, v in times.items():

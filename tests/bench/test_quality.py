@@ -47,6 +47,13 @@ def test_rerun_from_scratch_reproduces_results_and_section(tiny_run, tmp_path):
     d = res_a["paired"]["id"]["pairs"]["craft"]["init_basic"]["THS"]
     row = next(line for line in text.split("### Paired differences")[1].splitlines() if line.startswith("| CRaFT |"))
     assert f"{d['value']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]" in row
+    # the matrix of paired ΔTHS (row − column) and the ordering judged on paired intervals
+    g = res_a["paired"]["ood"]["pairs"]["grait"]["craft"]["THS"]
+    block = text.split("Paired ΔTHS between methods, ood")[1].split("### Diagnostics")[0]
+    row = next(line for line in block.splitlines() if line.startswith("| GRAIT |")).split(" | ")
+    head = next(line for line in block.splitlines() if line.startswith("| row − column |")).split(" | ")
+    assert row[head.index("CRaFT")].startswith(f"{g['value']:+.1f}")
+    assert f"GRAIT − CRaFT {res_a['paired']['id']['pairs']['grait']['craft']['THS']['value']:+.1f}" in text
     diag = json.loads((plan_a.root / "diagnostics.json").read_text())
     a = diag["refusal_alignment"]["ood"]["grait"]
     row = next(line for line in text.split("### Diagnostics")[1].splitlines() if line.startswith("| GRAIT |"))
