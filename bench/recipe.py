@@ -253,11 +253,13 @@ def baselines(config: str) -> dict[str, Any]:
 
 
 def unit_pairs(config: str, results: list[dict[str, Any]], out_root: Path) -> dict[str, Any]:
-    """Paired ΔTHS between the units (seeds kept together) and against the base run's abstention baselines."""
+    """Paired ΔTHS between the units (seeds kept together), against the base run's abstention baselines and
+    against its trained methods (``run · NAME``) where the run has all the units' seeds."""
     from rait.core.paired import paired_deltas
     from rait.methods import get
 
     plan = plan_for(config, "base", [0])
+    seeds = sorted({s for r in results for s in r["seeds"]})
     out: dict[str, Any] = {}
     for test in plan.tests():
         ref_dir, _ = plan._ref(test)
@@ -271,6 +273,10 @@ def unit_pairs(config: str, results: list[dict[str, Any]], out_root: Path) -> di
             d = plan.eval_dir(m, 0, test)
             if (d / "items.jsonl").exists():
                 per[get(m).display] = [[_verdicts(d)[i] for i in ids]]
+        for m in plan.trained():  # the base run's own methods, where it has every seed the units have
+            dirs = [plan.eval_dir(m, s, test) for s in seeds]
+            if all((d / "items.jsonl").exists() for d in dirs):
+                per[f"run · {get(m).display}"] = [[v[i] for i in ids] for v in map(_verdicts, dirs)]
         metrics = json.loads((ref_dir / "metrics.json").read_text())
         out[test] = paired_deltas(per, ref=(metrics["P_c"]["value"], metrics["P_w"]["value"]), n_boot=1000, seed=0)
     return out

@@ -60,6 +60,9 @@ def test_base_point_reproduces_the_pipeline_and_overrides_reach_the_stages(base_
     d = pairs["id"]["pairs"]["base · Cor-RAIT"]["base · CRaFT"]["THS"]
     assert d["value"] == pytest.approx(a["id"]["THS"]["value"] - b["id"]["THS"]["value"], abs=1e-6)
     assert "ΔTHS between the rows, ood" in text
+    # the base run's own methods are columns too; the base point re-trained with --fresh reproduces them exactly
+    run = pairs["id"]["pairs"]["base · CRaFT"]["run · CRaFT"]["THS"]
+    assert run["value"] == 0 and "run · Cor-RAIT" in pairs["ood"]["methods"]
     # a rerun skips finished units (done.json untouched) and an unknown point fails by name before anything runs
     done = out / "base" / "craft" / "seed0" / "done.json"
     before = done.stat().st_mtime_ns
