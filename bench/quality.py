@@ -22,7 +22,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _common import cpu_line  # noqa: E402
 from _doc import DOC, write_section  # noqa: E402
+from _flow import grait_flow  # noqa: E402
 from _pairs import matrix, ordering  # noqa: E402
 
 from rait.methods import REFERENCE, get  # noqa: E402
@@ -301,6 +303,7 @@ def render(plan, section: str, wall: float, config: str, report: str | None = No
                   *block] if block else []
     lines += diagnostics(plan, tests, c.methods)
     lines += label_sets(plan)
+    lines += grait_flow(plan.root, c.seeds[0])
     lines += claims(results, tests, c.methods, res.get("paired"))
     times = stage_times(plan)
     groups: dict[str, float] = {}
@@ -309,8 +312,8 @@ def render(plan, section: str, wall: float, config: str, report: str | None = No
     total = sum(times.values())
     lines += ["### Wall time", "",
               f"Sum of the stage times (stages run one after another, each timed when it last ran): "
-              f"**{total / 60:.1f} min** (limit 90 min, target 45). This invocation took {wall / 60:.1f} min "
-              "(stages already done are skipped).", "",
+              f"**{total / 60:.1f} min**. This invocation took {wall / 60:.1f} min (stages already done are skipped) "
+              f"on {cpu_line()}.", "",
               "| stage kind | runs | minutes | share |", "|---|---|---|---|"]
     for k, v in groups.items():
         runs = sum(1 for x in times if x.split(":")[0] == k)

@@ -43,6 +43,7 @@ def test_rerun_from_scratch_reproduces_results_and_section(tiny_run, tmp_path):
     summary = json.loads((plan_a.root / "build" / "cor_rait" / "summary.json").read_text())
     assert f"| Cor-RAIT | {summary['quotas']['van']} / {summary['quotas']['idk']} |" in text
     assert "GRAIT ≥ CRaFT ≥ Cor-RAIT" in text and "### Wall time" in text
+    assert "### Knowledge flow of GRAIT's picks" in text  # the run has GRAIT, CRaFT and the rehearsed table
     # the paired Δ table and the diagnostics come from results.json["paired"] and diagnostics.json
     d = res_a["paired"]["id"]["pairs"]["craft"]["init_basic"]["THS"]
     row = next(line for line in text.split("### Paired differences")[1].splitlines() if line.startswith("| CRaFT |"))
