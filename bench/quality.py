@@ -165,10 +165,15 @@ def claims(results: dict, tests: list[str], methods: list[str], paired: dict | N
         where = label.get(t, t)
         lines += _ordering(results, t, where) + ordering(paired or {}, t, where) + _pair(results, t, where)
         lines += _vanilla(results, t, where, rait_methods)
-        pos = [m for m in methods if "THS" in results[m][t] and results[m][t]["THS"]["lo"] > 0]
-        neg = [m for m in methods if "THS" in results[m][t] and results[m][t]["THS"]["hi"] < 0]
-        lines.append(f"- {where}: THS significantly above {pretty(REFERENCE)} (CI > 0): "
-                     f"{', '.join(pretty(m) for m in pos) or 'none'}; significantly below (CI < 0): "
+        pairs = ((paired or {}).get(t) or {}).get("pairs") or {}
+        d = {m: pairs[m][REFERENCE]["THS"] for m in methods if REFERENCE in pairs.get(m, {})}
+        how = "paired 95 % interval of ΔTHS"
+        if not d:  # no paired statistics in this results.json: the methods' own THS intervals
+            d, how = {m: results[m][t]["THS"] for m in methods if "THS" in results[m][t]}, "CI of THS"
+        pos = [m for m in methods if m in d and d[m]["lo"] > 0]
+        neg = [m for m in methods if m in d and d[m]["hi"] < 0]
+        lines.append(f"- {where}: THS significantly above {pretty(REFERENCE)} ({how} > 0): "
+                     f"{', '.join(pretty(m) for m in pos) or 'none'}; significantly below ({how} < 0): "
                      f"{', '.join(pretty(m) for m in neg) or 'none'}.")
     return lines + [""]
 

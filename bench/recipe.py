@@ -49,6 +49,7 @@ POINTS: dict[str, list[str]] = {
     "idk_80": ["build.idk_share=0.8"],  # about the share of the graded pool the default model gets wrong
     # refusal rows at half weight: the tuned models refuse more often than their training labels do
     "idk_w0.5": ["build.idk_weight=0.5"],
+    "idk_w0.25": ["build.idk_weight=0.25"],
     "epochs_4": ["train.epochs=4"],
     "lr_2e-3": ["train.lr=0.002"],
     "lr_1e-4": ["train.lr=0.0001"],

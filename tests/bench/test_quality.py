@@ -44,6 +44,12 @@ def test_rerun_from_scratch_reproduces_results_and_section(tiny_run, tmp_path):
     assert f"| Cor-RAIT | {summary['quotas']['van']} / {summary['quotas']['idk']} |" in text
     assert "GRAIT ≥ CRaFT ≥ Cor-RAIT" in text and "### Wall time" in text
     assert "### Knowledge flow of GRAIT's picks" in text  # the run has GRAIT, CRaFT and the rehearsed table
+    # "significantly above Init-Basic" is judged on the paired interval of ΔTHS, not on the method's own THS CI
+    pairs = res_a["paired"]["id"]["pairs"]
+    above = [m for m in pairs if "init_basic" in pairs[m] and pairs[m]["init_basic"]["THS"]["lo"] > 0]
+    line = next(x for x in text.splitlines() if x.startswith("- in-domain: THS significantly above"))
+    assert "paired 95 % interval of ΔTHS > 0" in line
+    assert (line.split("): ")[1].split(";")[0] == "none") == (not above)
     # the paired Δ table and the diagnostics come from results.json["paired"] and diagnostics.json
     d = res_a["paired"]["id"]["pairs"]["craft"]["init_basic"]["THS"]
     row = next(line for line in text.split("### Paired differences")[1].splitlines() if line.startswith("| CRaFT |"))
