@@ -1,4 +1,5 @@
-"""Build cases whose ``train.jsonl`` must stay byte-identical across refactors (tests/methods/test_golden.py)."""
+"""Build cases whose ``train.jsonl`` must stay identical across refactors (loss weights to 12 significant digits;
+tests/methods/test_golden.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -43,4 +44,23 @@ def run_case(method: str, kind: str, cfg: dict, tmp: Path) -> str:
         cfg["grads_dir"] = grads_store(rows, base / "grads")
         cfg.pop("fraction", None)  # GRAIT sizes by n_total / n_van / n_idk only
     run_build(method, base / "table.jsonl", base / "out", cfg, rehearsed_path=reh)
-    return hashlib.sha256((base / "out" / "train.jsonl").read_bytes()).hexdigest()
+    return hashlib.sha256(canonical(base / "out" / "train.jsonl").encode()).hexdigest()
+
+
+def canonical(path: Path) -> str:
+    """``train.jsonl`` with every loss weight rounded to 12 significant digits: numpy's exp / sum differ in the last
+    bits between CPUs (AVX-512 vs AVX2 kernels), which moved GRAIT's adaptive weights by 1 ulp on one machine.
+
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "t.jsonl"
+    >>> _ = p.write_text('{"id": "a", "weight": 0.30000000000000004}\\n')
+    >>> canonical(p)
+    '{"id": "a", "weight": 0.3}\\n'
+    """
+    out = []
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        if isinstance(row.get("weight"), float):
+            row["weight"] = float(f"{row['weight']:.12g}")
+        out.append(json.dumps(row) + "\n")
+    return "".join(out)
