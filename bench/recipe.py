@@ -19,8 +19,9 @@ Usage::
     rait run configs/graded.yaml                          # the base run
     python bench/recipe.py configs/graded.yaml            # every point in POINTS, then the doc section
     python bench/recipe.py configs/graded.yaml --only rows_all rows_all+epochs_4 --jobs 2
-    python bench/recipe.py configs/graded.yaml --only rows_all --seeds 0 1 2 --section recipe_confirm
+    python bench/recipe.py configs/graded.yaml --only rows_all --seeds 0 1 2 --section recipe_seeds
     python bench/recipe.py configs/graded.yaml --units base:METHOD idk_80:METHOD --set out_root=/data/runs
+    python bench/recipe.py configs/graded.yaml --units study --jobs 2   # the table in docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -57,6 +58,15 @@ POINTS: dict[str, list[str]] = {
     "attn_only": ["train.lora_target=[q_proj,k_proj,v_proj,o_proj]"],
     "full_ft": ["train.method=full", "train.lr=0.00005"],
 }
+#: the units of the recipe table in docs/benchmarks.md (``--units study``)
+STUDY: list[str] = [
+    "base:cor_rait", "base:craft", "base:grait", "base:probe_rait", "idk_w0.5:cor_rait", "idk_w0.5:craft",
+    "idk_w0.5:probe_rait", "idk_w0.25:craft", "idk_w0.25:probe_rait", "rows_all:cor_rait", "rows_all:craft",
+    "rows_all:probe_rait", "rows_all+idk_w0.5:probe_rait", "idk_half:craft", "idk_80:cor_rait", "idk_80:craft",
+    "epochs_4:cor_rait", "epochs_4:craft", "epochs_4+idk_w0.5:cor_rait", "epochs_4+idk_w0.5:craft",
+    "epochs_4+idk_w0.5:probe_rait", "lr_2e-3:cor_rait", "lr_2e-3:craft", "lr_1e-4:craft", "rank_32:cor_rait",
+    "rank_32:craft", "attn_only:craft", "full_ft:cor_rait", "full_ft:craft",
+]
 from rait.methods._claims import THS_ORDER  # noqa: E402
 
 #: default methods: the papers' Cor-RAIT and CRaFT (the last two of the GRAIT paper's THS ordering)
@@ -350,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="+", default=None, help="points to run (a+b combines points); default: all")
     ap.add_argument("--methods", nargs="+", default=METHODS)
     ap.add_argument("--units", nargs="+", default=None, metavar="POINT:METHOD",
-                    help="explicit point:method pairs (instead of every --only point x every --methods method)")
+                    help="explicit point:method pairs (instead of every --only point x every --methods method); "
+                         "`study`: the units of the recipe table in docs/benchmarks.md")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--jobs", type=int, default=1, help="units at a time (subprocesses with one torch thread each)")
     ap.add_argument("--out", default=None, help="output root (default: OUT_ROOT/NAME-recipe of the base run)")
@@ -375,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
         run_unit(a.config, a.unit[0], a.unit[1], int(a.unit[2]), out_root)
         return 0
+    if a.units == ["study"]:
+        a.units = STUDY
     units = [tuple(u.split(":", 1)) for u in a.units] if a.units else \
         [(p, m) for p in (a.only or list(POINTS)) for m in a.methods]
     for p, m in units:

@@ -78,3 +78,14 @@ def test_base_point_reproduces_the_pipeline_and_overrides_reach_the_stages(base_
     assert [(r["id"]["THS"], r["ood"]["dTHS"]) for r in again] == [(r["id"]["THS"], r["ood"]["dTHS"]) for r in first]
     with pytest.raises(SystemExit, match="epochs_5"):
         recipe.main([str(config), "--only", "epochs_5", "--out", str(out), "--doc", str(doc)])
+
+
+def test_study_units_name_known_points_and_methods():
+    from rait.methods import get
+
+    recipe = _recipe()
+    assert len(recipe.STUDY) == len(set(recipe.STUDY))
+    for unit in recipe.STUDY:
+        point, method = unit.split(":", 1)
+        assert recipe.overrides_of(point) or point == "base"
+        assert get(method).trains
