@@ -1,18 +1,14 @@
 """bench/_flow.py: GRAIT's idk picks counted against CRaFT's knowledge-flow filter on a hand-made run directory."""
 
 import doctest
-import importlib.util
 import json
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from tests.bench import bench_module
 
 
 def _flow():
-    spec = importlib.util.spec_from_file_location("bench_flow", BENCH / "_flow.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_module("_flow")
 
 
 def _write(path: Path, rows: list[dict]) -> None:

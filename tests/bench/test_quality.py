@@ -1,21 +1,15 @@
 """bench/quality.py: a from-scratch rerun of a run config reproduces every number, and the doc section is rendered
 from results.json (no typed numbers) and replaced in place on a rerun."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 from rait.core.config import load_yaml
 from rait.run.pipeline import Plan, RunConfig, execute
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from tests.bench import bench_module
 
 
 def _quality():
-    spec = importlib.util.spec_from_file_location("bench_quality", BENCH / "quality.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_module("quality")
 
 
 def test_rerun_from_scratch_reproduces_results_and_section(tiny_run, tmp_path):

@@ -2,9 +2,7 @@
 evaluations item for item), overrides reach the stage configs, finished units are skipped, and the doc section is
 rendered from the measured results."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -12,15 +10,11 @@ import yaml
 from rait.core.artifacts import read_jsonl
 from rait.core.config import load_yaml
 from rait.run.pipeline import Plan, RunConfig, execute
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from tests.bench import bench_module
 
 
 def _recipe():
-    spec = importlib.util.spec_from_file_location("bench_recipe", BENCH / "recipe.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_module("recipe")
 
 
 @pytest.fixture()
