@@ -13,12 +13,9 @@ trained: if few of GRAIT's picks have positive flow, flow-aware GRAIT is GRAIT w
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+from rait.core.artifacts import read_jsonl
 
 
 def flow_counts(grait_idk: set[str], craft_idk: set[str], m0: list[dict], mr: list[dict]) -> dict[str, int]:
@@ -32,7 +29,7 @@ def flow_counts(grait_idk: set[str], craft_idk: set[str], m0: list[dict], mr: li
 def _idk_ids(build: Path, seed: int) -> set[str] | None:
     for d in (build, build / f"seed{seed}"):
         if (d / "train.jsonl").exists():
-            return {r["id"] for r in _jsonl(d / "train.jsonl") if r.get("label") == "idk"}
+            return {r["id"] for r in read_jsonl(d / "train.jsonl") if r.get("label") == "idk"}
     return None
 
 
@@ -42,7 +39,7 @@ def grait_flow(root: Path, seed: int = 0) -> list[str]:
     m0, mr = root / "probe" / "m0" / "table.jsonl", root / "probe" / "mr" / "table.jsonl"
     if g is None or c is None or not m0.exists() or not mr.exists():
         return []
-    n = flow_counts(g, c, _jsonl(m0), _jsonl(mr))
+    n = flow_counts(g, c, read_jsonl(m0), read_jsonl(mr))
     return ["### Knowledge flow of GRAIT's picks", "",
             f"Of GRAIT's {n['picks']} \"I don't know\" rows, {n['positive_flow']} have positive knowledge flow "
             "(Δcor = correctness after the rehearsal fine-tune − M0's correctness > 0: the rows CRaFT's flow filter "
