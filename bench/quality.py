@@ -209,6 +209,64 @@ def _d(c: dict | None) -> str:
     return f"{c['value']:+.1f} [{c['lo']:+.1f}, {c['hi']:+.1f}]" + (" \\*" if c.get("significant") else "")
 
 
+def _vsd(m: dict | None) -> str:
+    """``value ± sd`` (the macro figures carry no item-bootstrap interval)."""
+    if not m:
+        return "-"
+    return f"{m['value']:.1f}" + (f" ± {m['sd']:.1f}" if m.get("sd") else "")
+
+
+def macro_table(results: dict, tests: list[str], methods: list[str]) -> list[str]:
+    """Rates and THS macro-averaged over topics (MMLU: subjects, as the papers report MMLU) beside the pooled THS,
+    for the test sets whose items carry 2+ topics (``results[m][t]["macro"]``)."""
+    tests = [t for t in tests if results.get(REFERENCE, {}).get(t, {}).get("macro")]
+    if not tests:
+        return []
+    groups = ", ".join(f"{t}: {results[REFERENCE][t]['macro']['n_groups']}" for t in tests)
+    lines = ["### Macro averages over topics", "",
+             f"P_c / P_w / P_r averaged over the topics of each test set (topics per set: {groups}; MMLU's are its "
+             "subjects, as the papers average MMLU), THS from the macro rates against Init-Basic's macro rates; "
+             "pooled THS (the table above) beside it. Seed means ± sd across seeds.", ""]
+    head = ["method"] + [f"{t} {k}" for t in tests for k in ("macro P_c", "macro P_w", "macro P_r", "macro THS",
+                                                              "pooled THS")]
+    lines += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for m in methods:
+        cells = []
+        for t in tests:
+            mac = results.get(m, {}).get(t, {}).get("macro") or {}
+            cells += [_vsd(mac.get(k)) for k in ("P_c", "P_w", "P_r", "THS")]
+            cells.append(_cell(results[m][t]["THS"]) if "THS" in results.get(m, {}).get(t, {}) else "-")
+        lines.append(f"| {pretty(m)} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def echo_table(results: dict, tests: list[str], methods: list[str]) -> list[str]:
+    """P_c and THS under the papers' rule and echo-safe (no credit for an alias the question itself contains), for
+    the open-ended test sets scored both ways (``results[m][t]["echo_safe"]`` and ``n_echo``)."""
+    tests = [t for t in tests if "echo_safe" in results.get(REFERENCE, {}).get(t, {})]
+    if not tests:
+        return []
+    counts = ", ".join(f"{t}: {results[REFERENCE][t].get('n_echo', 0)} of {results[REFERENCE][t]['n']}"
+                       for t in tests)
+    lines = ["### Echo-safe scoring", "",
+             f"Test items whose question contains one of its own gold aliases (3+ characters) — {counts}. Under the "
+             "papers' rule (the default, the table above) an answer that restates such a question counts as correct; "
+             "echo-safe scoring (`--set eval.scoring=echo_safe`, [deviations.md](deviations.md)) gives no credit for "
+             "an alias the question contains. THS echo-safe is against Init-Basic scored echo-safe.", ""]
+    head = ["method"] + [f"{t} {k}" for t in tests for k in ("P_c papers", "P_c echo-safe", "THS papers",
+                                                              "THS echo-safe")]
+    lines += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for m in methods:
+        cells = []
+        for t in tests:
+            r = results.get(m, {}).get(t, {})
+            e = r.get("echo_safe") or {}
+            cells += [_cell(r["P_c"]) if "P_c" in r else "-", _cell(e["P_c"]) if "P_c" in e else "-",
+                      _cell(r["THS"]) if "THS" in r else "-", _cell(e["THS"]) if "THS" in e else "-"]
+        lines.append(f"| {pretty(m)} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def delta_table(res: dict, tests: list[str], methods: list[str]) -> list[str]:
     """Paired differences (``results.json["paired"]``): ΔP_c, ΔP_w, ΔTHS against Init-Basic, ΔTHS against
     Van-Tuning, with the items a ±1-point interval would need."""
@@ -301,6 +359,8 @@ def render(plan, section: str, wall: float, config: str, report: str | None = No
         lines.append(f"| {pretty(m)} | " + " | ".join(cells) + " |")
     lines.append("")
     lines += chance_check(plan, results)
+    lines += macro_table(results, tests, c.methods)
+    lines += echo_table(results, tests, c.methods)
     lines += delta_table(res, tests, c.methods)
     for t in tests:
         block = matrix(res.get("paired") or {}, t, c.methods)

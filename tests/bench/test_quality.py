@@ -38,6 +38,7 @@ def test_rerun_from_scratch_reproduces_results_and_section(tiny_run, tmp_path):
     assert f"| Cor-RAIT | {summary['quotas']['van']} / {summary['quotas']['idk']} |" in text
     assert "GRAIT ≥ CRaFT ≥ Cor-RAIT" in text and "### Wall time" in text
     assert "### Knowledge flow of GRAIT's picks" in text  # the run has GRAIT, CRaFT and the rehearsed table
+    assert "### Echo-safe scoring" in text  # open-ended items are scored both ways
     # "significantly above Init-Basic" is judged on the paired interval of ΔTHS, not on the method's own THS CI
     pairs = res_a["paired"]["id"]["pairs"]
     above = [m for m in pairs if "init_basic" in pairs[m] and pairs[m]["init_basic"]["THS"]["lo"] > 0]
@@ -59,3 +60,33 @@ def test_rerun_from_scratch_reproduces_results_and_section(tiny_run, tmp_path):
     a = diag["refusal_alignment"]["ood"]["grait"]
     row = next(line for line in text.split("### Diagnostics")[1].splitlines() if line.startswith("| GRAIT |"))
     assert f"{100 * a['refused']:.0f} %" in row
+
+
+def _m(v, sd=None, lo=None, hi=None):
+    return {"value": v, "sd": sd, "lo": v - 1 if lo is None else lo, "hi": v + 1 if hi is None else hi}
+
+
+def test_macro_and_echo_tables_come_from_results():
+    q = _quality()
+    res = {
+        "init_basic": {"id": {"n": 100, "n_echo": 7, "P_c": _m(12.0), "THS": _m(0.0),
+                              "echo_safe": {"P_c": _m(9.0), "THS": _m(0.0)},
+                              "macro": {"n_groups": 4, "P_c": _m(11.25, 0.0), "P_w": _m(88.75, 0.0),
+                                        "P_r": _m(0.0, 0.0), "THS": _m(0.0, 0.0)}}},
+        "grait": {"id": {"n": 100, "n_echo": 7, "P_c": _m(10.0), "THS": _m(4.5),
+                         "echo_safe": {"P_c": _m(6.0), "THS": _m(2.25)},
+                         "macro": {"n_groups": 4, "P_c": _m(8.5, 0.4), "P_w": _m(30.0, 2.0),
+                                   "P_r": _m(61.5, 2.1), "THS": _m(3.75, 0.5)}}},
+    }
+    mac = "\n".join(q.macro_table(res, ["id"], ["init_basic", "grait"]))
+    assert "topics per set: id: 4" in mac
+    row = next(x for x in mac.splitlines() if x.startswith("| GRAIT |"))
+    assert row.split(" | ")[1:5] == ["8.5 ± 0.4", "30.0 ± 2.0", "61.5 ± 2.1", "3.8 ± 0.5"]
+    echo = "\n".join(q.echo_table(res, ["id"], ["init_basic", "grait"]))
+    assert "id: 7 of 100" in echo
+    row = next(x for x in echo.splitlines() if x.startswith("| GRAIT |")).split(" | ")
+    assert row[1:] == ["10.0 [9.0, 11.0]", "6.0 [5.0, 7.0]", "4.5 [3.5, 5.5]", "2.2 [1.2, 3.2] |"]
+    # a test set without topics / without echo scoring gets no table
+    for r in res.values():
+        del r["id"]["macro"], r["id"]["echo_safe"]
+    assert q.macro_table(res, ["id"], ["grait"]) == [] and q.echo_table(res, ["id"], ["grait"]) == []
