@@ -331,6 +331,25 @@ def diagnostics(plan, tests: list[str], methods: list[str]) -> list[str]:
     return lines + [""]
 
 
+def method_times(times: dict[str, float], methods: list[str], seeds: list[int]) -> dict[str, dict[str, float]]:
+    """Pipeline minutes per method and training seed, from the stage times: the stages writing the artifacts the
+    method needs (shared stages counted whole, as if the method ran alone: M0's pool probe, rehearsal, gradients,
+    hidden states, the re-probe ...) plus the mean over seeds of its own build, training and evaluations (the
+    untrained reference's evaluations are not counted for any method). Returns {method: {"shared", "own",
+    "total"}} in minutes."""
+    from rait.run.providers import closure, deps_of
+
+    out = {}
+    for m in methods:
+        if m == REFERENCE:
+            continue
+        shared = sum(times.get(st, 0.0) for st in deps_of(closure(get(m).needs)))
+        own = sum(v for k, v in times.items() if k.split(":")[0] in ("build", "train", "eval")
+                  and k.split(":")[1] == m) / max(1, len(seeds))
+        out[m] = {"shared": shared / 60, "own": own / 60, "total": (shared + own) / 60}
+    return out
+
+
 def render(plan, section: str, wall: float, config: str, report: str | None = None) -> str:
     """Markdown of a finished run: results table, label sets, claims, stage times."""
     from rait.run.pipeline import stage_times
@@ -384,6 +403,17 @@ def render(plan, section: str, wall: float, config: str, report: str | None = No
         runs = sum(1 for x in times if x.split(":")[0] == k)
         lines.append(f"| {k} | {runs} | {v / 60:.1f} | {100 * v / total:.0f} % |" if total else f"| {k} | {runs} | "
                      f"{v / 60:.1f} | - |")
+    per = method_times(times, list(c.methods), list(c.seeds))
+    base = per.get("grait", {}).get("total")
+    if per:
+        lines += ["", "Pipeline time per method and training seed (minutes): the stages writing the artifacts it needs, "
+                  "counted whole as if it ran alone, plus the mean per seed of its own build, training and "
+                  "evaluations" + (", and the ratio to GRAIT's" if base else "") + ".", "",
+                  "| method | artifacts | own stages | total" + (" | × GRAIT" if base else "") + " |",
+                  "|---|---|---|---" + ("|---" if base else "") + "|"]
+        for m, v in per.items():
+            lines.append(f"| {pretty(m)} | {v['shared']:.1f} | {v['own']:.1f} | {v['total']:.1f}"
+                         + (f" | {v['total'] / base:.2f}" if base else "") + " |")
     lines += ["", f"<!-- {section}:end -->"]
     return "\n".join(lines)
 

@@ -90,3 +90,16 @@ def test_macro_and_echo_tables_come_from_results():
     for r in res.values():
         del r["id"]["macro"], r["id"]["echo_safe"]
     assert q.macro_table(res, ["id"], ["grait"]) == [] and q.echo_table(res, ["id"], ["grait"]) == []
+
+
+def test_method_times_count_needed_artifacts_whole_and_own_stages_per_seed():
+    q = _quality()
+    times = {"probe_m0": 120.0, "rehearse": 30.0, "grads": 60.0, "hidden": 6.0, "probe_tests": 600.0,
+             "build:grait": 0.0, "train:grait:0": 50.0, "train:grait:1": 70.0, "eval:grait:0:id": 30.0,
+             "eval:grait:1:id": 30.0, "build:van:0": 0.0, "train:van:0": 90.0, "train:van:1": 90.0,
+             "eval:init_basic:0:id": 25.0}
+    per = q.method_times(times, ["init_basic", "grait", "van"], [0, 1])
+    assert set(per) == {"grait", "van"}
+    assert per["grait"]["shared"] * 60 == 120 + 30 + 60  # table, rehearsed model, gradients; not hidden / tests
+    assert per["grait"]["own"] * 60 == (50 + 70 + 30 + 30) / 2
+    assert per["van"]["total"] * 60 == 120 + 90
