@@ -56,6 +56,9 @@ class HFBackend:
         max_kv_mb: cap on the KV cache of one batch (rows × (longest prompt + max_new_tokens) positions);
             ``batch_size`` is reduced to respect it. 3-shot prompts × k samples make the cache, not the weights,
             the largest allocation: SmolLM2-135M keeps 46 KB per position in fp32.
+        max_score_tokens: cap on the padded positions of one batch when scoring prompts without generating
+            (:meth:`next_token_probs`, :meth:`last_token_probs`: MCQA probes, whose 5-shot prompts run to
+            thousands of tokens; 32 of them in one uncached forward pass took 12 GB on a 135M model).
         reserve_cache: allocate each batch's KV cache once (:class:`rait.generation.cache.ReservedLayer`)
             instead of growing it by concatenation every step (models whose layers all use full attention).
     """
@@ -63,8 +66,9 @@ class HFBackend:
     name = "hf"
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 32, max_rows: int = 512,
-                 max_kv_mb: float = 1024, reserve_cache: bool = True):
+                 max_kv_mb: float = 1024, reserve_cache: bool = True, max_score_tokens: int = 8192):
         keep_freed_memory()
+        self.max_score_tokens = max_score_tokens
         self.model = model
         self.tok = tokenizer
         self.batch_size = batch_size
@@ -134,9 +138,19 @@ class HFBackend:
         kv_rows = int(self.max_kv_mb * 2**20 // (self._kv_bytes * max(positions, 1)))
         return max(1, min(self.batch_size, self.max_rows // max(n, 1), kv_rows // max(n, 1)))
 
-    def _batches(self, lengths: Sequence[int], per_batch: int) -> list[list[int]]:
+    def _batches(self, lengths: Sequence[int], per_batch: int, max_tokens: int | None = None) -> list[list[int]]:
+        """Indices by length, in batches of at most ``per_batch`` prompts and (when given) ``max_tokens`` padded
+        positions (prompts × the longest prompt of the batch; a longer prompt still gets a batch of its own)."""
         order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-        return [order[i: i + per_batch] for i in range(0, len(order), per_batch)]
+        if max_tokens is None:
+            return [order[i: i + per_batch] for i in range(0, len(order), per_batch)]
+        out: list[list[int]] = []
+        for i in order:
+            if out and len(out[-1]) < per_batch and (len(out[-1]) + 1) * lengths[i] <= max_tokens:
+                out[-1].append(i)
+            else:
+                out.append([i])
+        return out
 
     def _forward(self, ids, mask, pos, cache, keep: int = 1):
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=keep,
@@ -272,10 +286,11 @@ class HFBackend:
             cand_ids.append(ids[0])
         encoded = self._encode(prompts)
         out: list[list[float] | None] = [None] * len(prompts)
-        for batch in self._batches([len(e) for e in encoded], self.batch_size):
+        for batch in self._batches([len(e) for e in encoded], self.batch_size, self.max_score_tokens):
             ids, mask = self._left_pad([encoded[i] for i in batch])
             pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1).logits
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1,
+                                use_cache=False).logits
             probs = torch.softmax(logits[:, -1, :].float(), dim=-1)[:, cand_ids]
             for j, i in enumerate(batch):
                 out[i] = probs[j].tolist()
@@ -286,11 +301,12 @@ class HFBackend:
         """Probability of each text's last token given the rest (opencompass ``get_last_token_prob``)."""
         encoded = self._encode(texts)
         out: list[float | None] = [None] * len(texts)
-        for batch in self._batches([len(e) for e in encoded], self.batch_size):
+        for batch in self._batches([len(e) - 1 for e in encoded], self.batch_size, self.max_score_tokens):
             seqs = [encoded[i] for i in batch]
             ids, mask = self._left_pad([s[:-1] for s in seqs])
             pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1).logits
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1,
+                                use_cache=False).logits
             probs = torch.softmax(logits[:, -1, :].float(), dim=-1)
             last = torch.tensor([s[-1] for s in seqs], device=probs.device)
             vals = probs.gather(1, last[:, None])[:, 0].tolist()

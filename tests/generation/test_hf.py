@@ -313,6 +313,22 @@ def test_batch_size_does_not_change_probs(loaded):
         assert x == pytest.approx(y, rel=1e-4, abs=1e-7)
 
 
+def test_token_budget_splits_scoring_batches_without_changing_probs(loaded):
+    model, tok = loaded
+    budget = HFBackend(model, tok, batch_size=5, max_score_tokens=1)  # every prompt in a batch of its own
+    lengths = [len(tok.encode(p)) for p in PROMPTS]
+    assert [len(b) for b in budget._batches(lengths, 5, 1)] == [1] * len(PROMPTS)
+    assert all(len(b) * max(lengths[i] for i in b) <= 2 * max(lengths)
+               for b in budget._batches(lengths, 5, 2 * max(lengths)))
+    a = budget.next_token_probs(PROMPTS, ["A", "B"])
+    b = HFBackend(model, tok, batch_size=5).next_token_probs(PROMPTS, ["A", "B"])
+    for x, y in zip(a, b):
+        assert x == pytest.approx(y, rel=1e-4, abs=1e-7)
+    texts = [p + " A" for p in PROMPTS]
+    assert budget.last_token_probs(texts) == pytest.approx(
+        HFBackend(model, tok, batch_size=5).last_token_probs(texts), rel=1e-4, abs=1e-7)
+
+
 # ----------------------------------------------------------------------------- log-probabilities
 @torch.inference_mode()
 def _teacher_forced_logprobs(model, prompt_ids, gen_ids):
