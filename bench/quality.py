@@ -350,6 +350,22 @@ def method_times(times: dict[str, float], methods: list[str], seeds: list[int]) 
     return out
 
 
+def method_time_table(per: dict[str, dict[str, float]]) -> list[str]:
+    """Markdown of :func:`method_times`, with the ratio to GRAIT's total when GRAIT ran."""
+    if not per:
+        return []
+    base = per.get("grait", {}).get("total")
+    lines = ["", "Pipeline time per method and training seed (minutes): the stages writing the artifacts it needs, "
+             "counted whole as if it ran alone, plus the mean per seed of its own build, training and evaluations"
+             + (", and the ratio to GRAIT's" if base else "") + ".", "",
+             "| method | artifacts | own stages | total" + (" | × GRAIT" if base else "") + " |",
+             "|---|---|---|---" + ("|---" if base else "") + "|"]
+    for m, v in per.items():
+        lines.append(f"| {pretty(m)} | {v['shared']:.1f} | {v['own']:.1f} | {v['total']:.1f}"
+                     + (f" | {v['total'] / base:.2f}" if base else "") + " |")
+    return lines
+
+
 def render(plan, section: str, wall: float, config: str, report: str | None = None) -> str:
     """Markdown of a finished run: results table, label sets, claims, stage times."""
     from rait.run.pipeline import stage_times
@@ -403,17 +419,7 @@ def render(plan, section: str, wall: float, config: str, report: str | None = No
         runs = sum(1 for x in times if x.split(":")[0] == k)
         lines.append(f"| {k} | {runs} | {v / 60:.1f} | {100 * v / total:.0f} % |" if total else f"| {k} | {runs} | "
                      f"{v / 60:.1f} | - |")
-    per = method_times(times, list(c.methods), list(c.seeds))
-    base = per.get("grait", {}).get("total")
-    if per:
-        lines += ["", "Pipeline time per method and training seed (minutes): the stages writing the artifacts it needs, "
-                  "counted whole as if it ran alone, plus the mean per seed of its own build, training and "
-                  "evaluations" + (", and the ratio to GRAIT's" if base else "") + ".", "",
-                  "| method | artifacts | own stages | total" + (" | × GRAIT" if base else "") + " |",
-                  "|---|---|---|---" + ("|---" if base else "") + "|"]
-        for m, v in per.items():
-            lines.append(f"| {pretty(m)} | {v['shared']:.1f} | {v['own']:.1f} | {v['total']:.1f}"
-                         + (f" | {v['total'] / base:.2f}" if base else "") + " |")
+    lines += method_time_table(method_times(times, list(c.methods), list(c.seeds)))
     lines += ["", f"<!-- {section}:end -->"]
     return "\n".join(lines)
 

@@ -73,7 +73,6 @@ SECTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "grads": ("rait.gradients.cli", "GradsConfig", ("table", "model", "adapter", "optimizer_state", "out")),
     "train": ("rait.stages.train", "TrainConfig", ("data", "model", "out", "seed")),
     "eval": ("rait.stages.evaluate", "EvalConfig", ("model", "data", "out", "prompt", "reference", "dtype")),
-    "relabel": ("rait.stages.relabel", "RelabelConfig", ("table", "data", "model", "dtype", "out", "train", "probe")),
 }
 
 
@@ -104,7 +103,6 @@ class RunConfig:
     method_config: dict = option({}, "per-method settings: {method: {key: value}}")
     train: dict = option({}, "rait train settings (TrainConfig fields: epochs, lr, batch_size, ...)")
     eval: dict = option({}, "rait eval settings (EvalConfig fields: max_new_tokens, batch_size, n_boot, ...)")
-    relabel: dict = option({}, "Relabel-RAIT's re-probe (RelabelConfig fields: folds, epochs, k, seed)")
     report: bool = option(True, "write report.md / report.html at the end")
 
     def __post_init__(self) -> None:

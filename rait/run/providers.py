@@ -121,17 +121,6 @@ def _make_grads(plan: "Plan") -> "Stage":
     return _stage(plan, p, cfg, grads)
 
 
-def _make_tuned_table(plan: "Plan") -> "Stage":
-    from rait.stages.relabel import relabel
-
-    p = KINDS.get("tuned_table")
-    base = plan.cfg.stage("relabel")
-    cfg = replace(base, table=str(KINDS.get("table").path(plan.root)), data=str(plan.pool), model=plan.cfg.model,
-                  dtype=plan.cfg.dtype, out=str(p.out(plan.root)), train=plan.cfg.stage("train"),
-                  probe=plan.cfg.stage("probe"))
-    return _stage(plan, p, cfg, relabel)
-
-
 provide(Provider("table", "probe_m0", (), lambda r: r / "probe" / "m0" / "table.jsonl", lambda r: r / "probe" / "m0",
                  _make_table))
 provide(Provider("rehearsed_model", "rehearse", ("table",), lambda r: r / "rehearse" / "model",
@@ -140,5 +129,3 @@ provide(Provider("rehearsed_table", "probe_mr", ("rehearsed_model",), lambda r: 
                  lambda r: r / "probe" / "mr", _make_rehearsed_table))
 provide(Provider("grads", "grads", ("table", "rehearsed_model"), lambda r: r / "grads", lambda r: r / "grads",
                  _make_grads, build_field="grads_dir"))
-provide(Provider("tuned_table", "relabel", ("table",), lambda r: r / "relabel" / "table.jsonl",
-                 lambda r: r / "relabel", _make_tuned_table, build_field="tuned_table"))
