@@ -30,6 +30,24 @@ def keep_freed_memory() -> bool:
     return bool(ok_mmap and ok_trim)
 
 
+def release_freed_memory() -> bool:
+    """Return the heap's free memory to the OS (glibc ``malloc_trim``); False if not on glibc.
+
+    :func:`keep_freed_memory` makes freed tensors stay in the heap for reuse, which is what a sampling loop wants;
+    between the stages of one ``rait run`` process it would keep every stage's peak resident for the rest of the
+    run, so the pipeline calls this after each stage.
+    """
+    import gc
+
+    gc.collect()
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    libc.malloc_trim(0)
+    return True
+
+
 def _dynamic_layer() -> type:
     from transformers.cache_utils import DynamicLayer
 

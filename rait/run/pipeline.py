@@ -338,12 +338,19 @@ def execute(plan: Plan, dry_run: bool = False, log: Callable[[str], None] = prin
         t0 = time.time()
         st.fn()
         timings[st.name] = round(time.time() - t0, 2)
+        _release_freed_memory()  # a stage's peak is not kept resident for the rest of the run
         atomic_write_text(plan._marker(st), json.dumps({
             "key": st.key, "seconds": timings[st.name], "config": spec(st.cfg),
             "files": safety.list_files(st.out) if st.name != "aggregate" else None}, sort_keys=True) + "\n")
     if not dry_run:
         safety.release(plan.root)
     return timings
+
+
+def _release_freed_memory() -> None:
+    from rait.generation.cache import release_freed_memory
+
+    release_freed_memory()
 
 
 def run(config: str | Path | RunConfig, overrides: list[str] = (), dry_run: bool = False) -> Plan:

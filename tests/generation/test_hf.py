@@ -433,3 +433,21 @@ def test_kv_budget_caps_rows_per_batch(loaded):
     small = HFBackend(model, tok, batch_size=32, max_kv_mb=per_row * 8 / 2**20)
     assert small._per_batch(positions=100, n=4) == 2  # 8 rows fit: 2 prompts x 4 samples
     assert small._per_batch(positions=100, n=16) == 1  # never below one prompt
+
+
+def test_release_freed_memory_returns_a_fragmented_heap_to_the_os():
+    from rait.generation.cache import keep_freed_memory, release_freed_memory
+
+    def rss_gb():
+        return int(open("/proc/self/statm").read().split()[1]) * 4096 / 1e9
+
+    if not keep_freed_memory():
+        pytest.skip("not glibc")
+    big, small = [], []
+    for _ in range(40):  # 640 MB in 16 MB tensors, each followed by a small tensor that stays alive
+        big.append(torch.ones(4_000_000))
+        small.append(torch.ones(1000))
+    held = rss_gb()
+    del big
+    assert release_freed_memory()
+    assert rss_gb() < held - 0.4
