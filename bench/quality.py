@@ -248,6 +248,11 @@ def echo_table(results: dict, tests: list[str], methods: list[str]) -> list[str]
         return []
     counts = ", ".join(f"{t}: {results[REFERENCE][t].get('n_echo', 0)} of {results[REFERENCE][t]['n']}"
                        for t in tests)
+    if not any(results[REFERENCE][t].get("n_echo") for t in tests):
+        return ["### Echo-safe scoring", "",
+                f"No test item's question contains one of its own gold aliases ({counts}), so the echo-safe rule "
+                "(`--set eval.scoring=echo_safe`, [deviations.md](deviations.md)) gives every answer the papers' "
+                "verdict.", ""]
     lines = ["### Echo-safe scoring", "",
              f"Test items whose question contains one of its own gold aliases (3+ characters) — {counts}. Under the "
              "papers' rule (the default, the table above) an answer that restates such a question counts as correct; "

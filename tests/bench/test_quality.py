@@ -86,6 +86,9 @@ def test_macro_and_echo_tables_come_from_results():
     assert "id: 7 of 100" in echo
     row = next(x for x in echo.splitlines() if x.startswith("| GRAIT |")).split(" | ")
     assert row[1:] == ["10.0 [9.0, 11.0]", "6.0 [5.0, 7.0]", "4.5 [3.5, 5.5]", "2.2 [1.2, 3.2] |"]
+    for r in res.values():  # no echo item: one line instead of a table of equal columns
+        r["id"]["n_echo"] = 0
+    assert "No test item's question contains" in "\n".join(q.echo_table(res, ["id"], ["init_basic", "grait"]))
     # a test set without topics / without echo scoring gets no table
     for r in res.values():
         del r["id"]["macro"], r["id"]["echo_safe"]
