@@ -240,14 +240,28 @@ def macro_table(results: dict, tests: list[str], methods: list[str]) -> list[str
     return lines + [""]
 
 
-def echo_table(results: dict, tests: list[str], methods: list[str]) -> list[str]:
+def pool_echo(root: Path) -> tuple[int, int] | None:
+    """(echo items, open-ended items) of the run's knowledge table (M0's pool probe), or None without one."""
+    from rait.core.artifacts import read_jsonl
+    from rait.core.scoring import echo_aliases
+
+    path = Path(root) / "probe" / "m0" / "table.jsonl"
+    if not path.exists():
+        return None
+    rows = [r for r in read_jsonl(path) if r.get("kind", "oeqa") == "oeqa" and r.get("answers")]
+    return sum(bool(echo_aliases(r["question"], r["answers"])) for r in rows), len(rows)
+
+
+def echo_table(results: dict, tests: list[str], methods: list[str], pool: tuple[int, int] | None = None
+               ) -> list[str]:
     """P_c and THS under the papers' rule and echo-safe (no credit for an alias the question itself contains), for
-    the open-ended test sets scored both ways (``results[m][t]["echo_safe"]`` and ``n_echo``)."""
+    the open-ended test sets scored both ways (``results[m][t]["echo_safe"]`` and ``n_echo``); ``pool`` adds the
+    knowledge table's count (:func:`pool_echo`)."""
     tests = [t for t in tests if "echo_safe" in results.get(REFERENCE, {}).get(t, {})]
     if not tests:
         return []
     counts = ", ".join(f"{t}: {results[REFERENCE][t].get('n_echo', 0)} of {results[REFERENCE][t]['n']}"
-                       for t in tests)
+                       for t in tests) + (f"; training pool (knowledge table): {pool[0]} of {pool[1]}" if pool else "")
     if not any(results[REFERENCE][t].get("n_echo") for t in tests):
         return ["### Echo-safe scoring", "",
                 f"No test item's question contains one of its own gold aliases ({counts}), so the echo-safe rule "
@@ -400,7 +414,7 @@ def render(plan, section: str, wall: float, config: str, report: str | None = No
     lines.append("")
     lines += chance_check(plan, results)
     lines += macro_table(results, tests, c.methods)
-    lines += echo_table(results, tests, c.methods)
+    lines += echo_table(results, tests, c.methods, pool_echo(plan.root))
     lines += delta_table(res, tests, c.methods)
     for t in tests:
         block = matrix(res.get("paired") or {}, t, c.methods)

@@ -39,6 +39,8 @@ def test_rerun_from_scratch_reproduces_results_and_section(tiny_run, tmp_path):
     assert "GRAIT ≥ CRaFT ≥ Cor-RAIT" in text and "### Wall time" in text
     assert "### Knowledge flow of GRAIT's picks" in text  # the run has GRAIT, CRaFT and the rehearsed table
     assert "### Echo-safe scoring" in text  # open-ended items are scored both ways
+    n_pool = len((plan_a.root / "probe" / "m0" / "table.jsonl").read_text().splitlines())
+    assert f"training pool (knowledge table): {quality.pool_echo(plan_a.root)[0]} of {n_pool}" in text
     # "significantly above Init-Basic" is judged on the paired interval of ΔTHS, not on the method's own THS CI
     pairs = res_a["paired"]["id"]["pairs"]
     above = [m for m in pairs if "init_basic" in pairs[m] and pairs[m]["init_basic"]["THS"]["lo"] > 0]
@@ -106,3 +108,14 @@ def test_method_times_count_needed_artifacts_whole_and_own_stages_per_seed():
     assert per["grait"]["shared"] * 60 == 120 + 30 + 60  # table, rehearsed model, gradients; not hidden / tests
     assert per["grait"]["own"] * 60 == (50 + 70 + 30 + 30) / 2
     assert per["van"]["total"] * 60 == 120 + 90
+
+
+def test_pool_echo_counts_the_knowledge_tables_echo_items(tmp_path):
+    q = _quality()
+    assert q.pool_echo(tmp_path) is None
+    (tmp_path / "probe" / "m0").mkdir(parents=True)
+    rows = [{"id": "a", "kind": "oeqa", "question": "Which city is Beograd?", "answers": ["Belgrade", "Beograd"]},
+            {"id": "b", "kind": "oeqa", "question": "Who wrote Hamlet?", "answers": ["Shakespeare"]},
+            {"id": "c", "kind": "mcqa", "question": "Pick A", "choices": ["A", "B"], "gold": "A"}]
+    (tmp_path / "probe" / "m0" / "table.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert q.pool_echo(tmp_path) == (1, 2)
