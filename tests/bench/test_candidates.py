@@ -11,21 +11,10 @@ from rait.errors import DataError
 from rait.methods import get, load_plugin
 from rait.run.pipeline import Plan, RunConfig, execute
 from tests.bench import BENCH
+from tests.methods.test_own_methods import _table, _targets, _write
 
 SOFT = BENCH / "candidates" / "soft_rait.py"
 RELABEL = BENCH / "candidates" / "relabel_rait.py"
-
-
-def _table(correctness, greedy=None):
-    rows = [{"id": f"q{i}", "question": f"Q{i}?", "answers": [f"A{i}"], "kind": "oeqa", "correctness": c}
-            for i, c in enumerate(correctness)]
-    for r, g in zip(rows, greedy or []):
-        r["greedy"], r["greedy_correct"] = ("A" + r["id"][1:]) if g else "no", g
-    return rows
-
-
-def _targets(rows):
-    return sorted((r["id"], r["label"], r["messages"][-1]["content"], r["weight"]) for r in rows)
 
 
 def _soft():
@@ -44,11 +33,6 @@ def _relabel_module():
     import sys
 
     return sys.modules[get("relabel_rait").build.__module__]
-
-
-def _write(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def test_soft_rait_golden_weights_min_weight_and_scores():
