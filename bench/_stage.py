@@ -1,8 +1,12 @@
-"""Run one ``rait`` CLI invocation in this (fresh) process and print its wall time and peak RSS as JSON.
+"""Run one stage of a ``rait run`` plan in this (fresh) process and print its wall time and peak RSS as JSON.
 
-Used by :mod:`bench.stages` so that every stage's peak memory is its own (``ru_maxrss`` is per process).
+Used by :mod:`bench.stages` so that every stage's peak memory is its own (``ru_maxrss`` is per process). The plan
+is built by the ``rait`` package first on ``sys.path`` — the current code, or the baseline revision's exported
+package ("today"), whose plans ran a stage as a ``rait`` CLI invocation (``Stage.argv``) instead of an
+in-process call.
 
-    python bench/_stage.py probe --data ... --out ...
+    python bench/_stage.py --list CONFIG STAGE[,STAGE...] [KEY=VALUE ...]   # stages to run, with their deps
+    python bench/_stage.py CONFIG STAGE [KEY=VALUE ...]                     # run one stage; STAGE_RESULT {...}
 """
 
 from __future__ import annotations
@@ -13,17 +17,59 @@ import sys
 import time
 
 
-def main(argv: list[str]) -> int:
-    import rait
-    from rait.cli import main as cli_main
+def plan_of(config: str, sets: list[str]):
+    """The run's plan, built by whichever ``rait`` is imported (current layout or the pre-layout one)."""
+    try:
+        from rait.core.config import load_yaml
+        from rait.run.pipeline import Plan, RunConfig
+    except ImportError:  # the code before the rait/core, rait/run layout (the "today" baseline)
+        from rait.config import load_yaml
+        from rait.pipeline import Plan, RunConfig
+    return Plan(load_yaml(RunConfig, config, sets))
 
+
+def needed(plan, wanted: list[str]) -> list[str]:
+    """Stage names to run, in plan order: the wanted ones and their dependencies."""
+    todo, stack = set(), list(wanted)
+    while stack:
+        name = stack.pop()
+        if name not in todo:
+            todo.add(name)
+            stack.extend(plan.stages[name].deps)
+    return [s for s in plan.stages if s in todo]
+
+
+def run_one(plan, name: str) -> int:
+    """Run stage ``name`` of ``plan`` as ``rait run`` would (its dependencies must be done)."""
+    st = plan.stages[name]
+    if getattr(st, "run", None):  # pre-layout in-process stages (data, aggregate)
+        st.run()
+        return 0
+    if getattr(st, "argv", None):  # pre-layout plans: any other stage is a CLI invocation
+        from rait.cli import main as cli_main
+
+        return cli_main(st.argv)
+    from rait.run.pipeline import execute
+
+    plan.stages = {name: st}
+    execute(plan, log=lambda _: None)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv[0] == "--list":
+        print("STAGES " + json.dumps(needed(plan_of(argv[1], argv[3:]), argv[2].split(","))), flush=True)
+        return 0
+    import rait
+
+    plan = plan_of(argv[0], argv[2:])
     t = time.perf_counter()
-    rc = cli_main(argv)
+    rc = run_one(plan, argv[1])
     seconds = time.perf_counter() - t
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print("STAGE_RESULT " + json.dumps({"rc": rc, "seconds": round(seconds, 2), "peak_rss_mb": round(rss_mb),
-                                              "rait": rait.__file__}),
-          flush=True)
+                                        "out": str(plan.stages[argv[1]].out) if argv[1] in plan.stages else None,
+                                        "rait": rait.__file__}), flush=True)
     return rc
 
 

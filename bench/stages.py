@@ -41,37 +41,52 @@ KINDS = {"probe_m0": "probe", "rehearse": "train", "grads": "grads", f"eval:{REF
          f"train:{VANILLA}:0": "train"}
 
 
-def reduced_plan(config: str, n: int, root: Path):
-    """The run's plan with only sizes reduced: ``n`` pool / test items, ``n // 2`` rehearsal and training rows."""
-    from rait.core.config import load_yaml
-    from rait.run.pipeline import Plan, RunConfig
-
-    sets = [f"out_root={json.dumps(str(root))}", f"data.n_pool={n}", f"data.n_id={n}", f"data.n_ood={n}",
-            f"rehearse.n={n // 2}", f"build.n_total={n // 2}", "report=false", f"methods=[{REFERENCE},{VANILLA},{THS_ORDER[0]}]"]
-    return Plan(load_yaml(RunConfig, config, sets))
+def reduced_sets(n: int, root: Path) -> list[str]:
+    """Overrides that reduce only the sizes: ``n`` pool / test items, ``n // 2`` rehearsal and training rows."""
+    return [f"out_root={json.dumps(str(root))}", f"data.n_pool={n}", f"data.n_id={n}", f"data.n_ood={n}",
+            f"rehearse.n={n // 2}", f"build.n_total={n // 2}", "report=false",
+            f"methods=[{REFERENCE},{VANILLA},{THS_ORDER[0]}]"]
 
 
-def needed(plan, wanted: list[str]) -> list[str]:
-    """Stage names to run, in plan order: the wanted ones and their dependencies."""
-    todo, stack = set(), list(wanted)
-    while stack:
-        name = stack.pop()
-        if name not in todo:
-            todo.add(name)
-            stack.extend(plan.stages[name].deps)
-    return [s for s in plan.stages if s in todo]
-
-
-def run_stage(argv: list[str], pythonpath: str | None = None) -> dict:
-    """``rait ARGV`` in a fresh process (with ``pythonpath`` first on the path, if given); wall time, peak RSS."""
+def _stage(args: list[str], pythonpath: str | None, tag: str) -> dict:
+    """``bench/_stage.py ARGS`` in a fresh process (``pythonpath`` first on the path); its ``TAG {json}`` line."""
     env = dict(os.environ)
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join([pythonpath, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    proc = subprocess.run([sys.executable, str(HERE / "_stage.py"), *argv], capture_output=True, text=True, env=env)
-    line = [x for x in proc.stdout.splitlines() if x.startswith("STAGE_RESULT ")]
+    proc = subprocess.run([sys.executable, str(HERE / "_stage.py"), *args], capture_output=True, text=True, env=env)
+    line = [x for x in proc.stdout.splitlines() if x.startswith(tag + " ")]
     if proc.returncode or not line:
-        raise SystemExit(f"stage failed: rait {' '.join(argv)}\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"stage failed: bench/_stage.py {' '.join(args)}\n{proc.stderr[-3000:]}")
     return json.loads(line[-1].split(" ", 1)[1])
+
+
+def needed(config: str, sets: list[str], wanted: list[str], pythonpath: str | None = None) -> list[str]:
+    """Stage names to run (the wanted ones and their dependencies, plan order), as that version's plan has them."""
+    return _stage(["--list", config, ",".join(wanted), *sets], pythonpath, "STAGES")
+
+
+def run_stage(config: str, sets: list[str], name: str, pythonpath: str | None = None) -> dict:
+    """Stage ``name`` of the plan in a fresh process; wall time, peak RSS, output directory."""
+    return _stage([config, name, *sets], pythonpath, "STAGE_RESULT")
+
+
+def _first(d: dict, *paths: tuple[str, ...]):
+    """The value at the first key path present in ``d`` (manifests of the current and the baseline layout)."""
+    for path in paths:
+        v = d
+        for k in path:
+            if not isinstance(v, dict) or k not in v:
+                break
+            v = v[k]
+        else:
+            return v
+    raise KeyError(f"none of {paths} in manifest")
+
+
+def _manifest(out: Path) -> dict:
+    """A training stage's manifest (``rait rehearse`` keeps its training run's manifest under ``model/``)."""
+    m = json.loads((out / "manifest.json").read_text())
+    return m if m.get("stage") != "rehearse" else json.loads((out / "model" / "manifest.json").read_text())
 
 
 def _tokens(tok, texts) -> int:
@@ -100,19 +115,20 @@ def describe(kind: str, out: Path, r: dict, tok, params: int, gflops: float) -> 
         r.update(items=len(rows), questions_per_s=len(rows) / s)
         flop = None
     elif kind == "train":
-        m = json.loads((out / "manifest.json").read_text())
-        if "data" not in m:  # rait rehearse: its training run's manifest is under model/
-            m = json.loads((out / "model" / "manifest.json").read_text())
-        n_rows, epochs = m["data"]["rows"], m["config"]["epochs"]
-        train_rows = read_jsonl(m["data"]["path"])
+        m = _manifest(out)
+        cfg = m["config"]
+        n_rows = _first(m, ("inputs", "data", "rows"), ("data", "rows"))
+        data = _first(m, ("inputs", "data", "path"), ("data", "path"))
+        train_rows = read_jsonl(data)
         ntok = _tokens(tok, [tok.apply_chat_template(x["messages"], tokenize=False) for x in train_rows])
-        r.update(items=n_rows, epochs=epochs, samples_per_s=n_rows * epochs / s,
-                 samples_per_s_in_trainer=m.get("samples_per_s"), batch_size=m["config"]["batch_size"],
-                 tokens_per_row_mean=ntok / n_rows, token_count="rendered chat template")
-        flop = 4 * params * ntok * epochs
+        r.update(items=n_rows, epochs=cfg["epochs"], samples_per_s=n_rows * cfg["epochs"] / s,
+                 samples_per_s_in_trainer=_first(m, ("outputs", "samples_per_s"), ("samples_per_s",)),
+                 batch_size=cfg["batch_size"], tokens_per_row_mean=ntok / n_rows, token_count="rendered chat template")
+        flop = 4 * params * ntok * cfg["epochs"]
     else:  # grads
         m = json.loads((out / "manifest.json").read_text())
-        r.update(items=m["n"], samples_per_s=m["n"] / s, batch_size=m["args"]["batch_size"])
+        n = _first(m, ("outputs", "n"), ("n",))
+        r.update(items=n, samples_per_s=n / s, batch_size=_first(m, ("config", "batch_size"), ("args", "batch_size")))
         flop = None
     r["roofline_share"] = flop / s / 1e9 / gflops if flop else None
     return r
@@ -128,7 +144,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from rait.core.models import load_model, resolve_dtype
-    from rait.run.pipeline import make_data
 
     dtype = resolve_dtype("auto")
     gflops = matmul_gflops(dtype, n=1024)
@@ -138,29 +153,27 @@ def main(argv=None) -> int:
     print(cpu_line(), f"| auto dtype: {dtype} | {dtype} matmul {gflops:.0f} GFLOP/s", flush=True)
     res = {"machine": machine(), "config": args.config, "n": args.n, "dtype": str(dtype).replace("torch.", ""),
            "matmul_gflops": round(gflops, 1), "model_params": params, "stages": {}, "stages_today": {}}
+    wanted = args.stages.split(",")
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {"now": (reduced_plan(args.config, args.n, Path(tmp) / "now"), None)}
+        runs = {"now": (reduced_sets(args.n, Path(tmp) / "now"), None)}
         if args.baseline:
             export = Path(tmp) / "baseline_src"
             export.mkdir()
             archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", args.baseline, "rait"],
                                      capture_output=True, check=True).stdout
             subprocess.run(["tar", "-x", "-C", str(export)], input=archive, check=True)
-            runs["today"] = (reduced_plan(args.config, args.n, Path(tmp) / "today"), str(export))
+            runs["today"] = (reduced_sets(args.n, Path(tmp) / "today"), str(export))
             res["baseline"] = args.baseline
-        for plan, _ in runs.values():
-            make_data(plan.cfg.data, plan.root / "data")
-        plan = runs["now"][0]
-        for name in needed(plan, args.stages.split(",")):
-            if name == "data" or plan.stages[name].run is not None:
-                continue
-            for label, (pl, path) in runs.items():  # interleaved: the same stage of both versions back to back
-                st = pl.stages[name]
-                r = run_stage(st.argv, path)
+        todo = {label: needed(args.config, sets, wanted, path) for label, (sets, path) in runs.items()}
+        for name in todo["now"]:
+            for label, (sets, path) in runs.items():  # interleaved: the same stage of both versions back to back
+                if name not in todo[label]:
+                    raise SystemExit(f"the {label} code's plan has no stage {name!r}: {todo[label]}")
+                r = run_stage(args.config, sets, name, path)
                 kind = KINDS.get(name)
                 if not kind:
                     continue
-                r = describe(kind, st.out, r, tok, params, gflops)
+                r = describe(kind, Path(r.pop("out")), r, tok, params, gflops)
                 res["stages" if label == "now" else "stages_today"][name] = {"kind": kind, **r}
                 print(f"{label:>5} {name:>22}: " + ", ".join(
                     f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items() if k != "rc"),

@@ -1,0 +1,34 @@
+"""bench/stages.py: the stage benchmark runs a plan's stages one at a time exactly as ``rait run`` does, and reads
+its throughput figures from the stages' own outputs (it broke silently once when the plan's stages stopped being
+CLI invocations)."""
+
+from pathlib import Path
+
+from rait.core.models import load_model
+from tests.bench import bench_module
+
+WANTED = ["probe_m0", "rehearse", "grads", "eval:init_basic:0:id", "train:van:0"]
+
+
+def test_stages_run_one_at_a_time_and_are_described_from_their_outputs(tiny_run, tiny_model_dir):
+    stages, runner = bench_module("stages"), bench_module("_stage")
+    plan = runner.plan_of(str(tiny_run), [])
+    todo = runner.needed(plan, WANTED)
+    assert todo[0] == "data" and set(WANTED) <= set(todo) and "aggregate" not in todo
+    assert todo.index("probe_m0") < todo.index("rehearse") < todo.index("grads")
+    _, tok = load_model(str(tiny_model_dir), dtype="float32", device="cpu")
+    for name in todo:
+        plan = runner.plan_of(str(tiny_run), [])  # a fresh plan per stage, as in a fresh process
+        assert runner.run_one(plan, name) == 0
+        if name in stages.KINDS:
+            r = stages.describe(stages.KINDS[name], Path(plan.stages[name].out), {"seconds": 2.0}, tok,
+                                params=1000, gflops=1.0)
+            assert r["items"] > 0, name
+            rate = r.get("answers_per_s") or r.get("questions_per_s") or r.get("samples_per_s")
+            assert rate > 0, name
+    assert not (Path(plan.root) / ".aggregate.json").exists()  # only the stages asked for ran
+
+
+def test_stage_list_comes_from_a_fresh_process(tiny_run):
+    stages = bench_module("stages")
+    assert stages.needed(str(tiny_run), [], ["eval:init_basic:0:id"]) == ["data", "eval:init_basic:0:id"]
