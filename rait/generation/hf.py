@@ -3,7 +3,9 @@
 What makes it fast compared with ``model.generate(num_return_sequences=k)``:
 
 * **Prefix sharing**: each prompt is encoded once (prefill with ``logits_to_keep=1``, so the lm_head runs on one
-  position only); its KV cache is then repeated k times for the k samples.
+  position only); its KV cache is then repeated k times for the k samples. The tokens that all prompts of a batch
+  share (the system turn and the papers' few-shot turns: 140 of the demo probe's 171 prompt tokens) are
+  prefilled once per batch, not once per prompt.
 * **Early drop**: a sequence stops at EOS or a stop string (default: newline); finished rows are removed from the
   batch (cache compaction whenever a quarter of the rows have finished) instead of decoding padding.
 * **Length buckets**: prompts are sorted by length before batching, so little padding is prefilled.
@@ -30,6 +32,21 @@ import torch
 
 from rait.generation.base import Completion, SamplingConfig
 from rait.generation.cache import keep_freed_memory, reserved_cache
+
+
+def shared_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
+    """Number of leading tokens all ``seqs`` share, leaving every sequence at least one token of its own.
+
+    >>> shared_prefix_len([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]])
+    2
+    >>> shared_prefix_len([[1, 2], [1, 2]])
+    1
+    """
+    first, n = seqs[0], min(len(q) for q in seqs) - 1
+    for i in range(max(n, 0)):
+        if any(q[i] != first[i] for q in seqs):
+            return i
+    return max(n, 0)
 
 
 def cache_kwarg(model: Any) -> str:
@@ -59,6 +76,9 @@ class HFBackend:
         max_score_tokens: cap on the padded positions of one batch when scoring prompts without generating
             (:meth:`next_token_probs`, :meth:`last_token_probs`: MCQA probes, whose 5-shot prompts run to
             thousands of tokens; 32 of them in one uncached forward pass took 12 GB on a 135M model).
+        min_shared_prefix: when the prompts of a batch start with at least this many identical tokens (a system
+            prompt, the papers' few-shot turns), that prefix is prefilled once and its KV cache repeated for every
+            row; 0 turns it off.
         reserve_cache: allocate each batch's KV cache once (:class:`rait.generation.cache.ReservedLayer`)
             instead of growing it by concatenation every step (models whose layers all use full attention).
     """
@@ -66,8 +86,10 @@ class HFBackend:
     name = "hf"
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 32, max_rows: int = 512,
-                 max_kv_mb: float = 1024, reserve_cache: bool = True, max_score_tokens: int = 8192):
+                 max_kv_mb: float = 1024, reserve_cache: bool = True, max_score_tokens: int = 8192,
+                 min_shared_prefix: int = 16):
         keep_freed_memory()
+        self.min_shared_prefix = min_shared_prefix
         self.max_score_tokens = max_score_tokens
         self.model = model
         self.tok = tokenizer
@@ -212,11 +234,19 @@ class HFBackend:
     def _generate_batch(self, seqs, n, s: SamplingConfig, gen, stop_mask) -> list[Completion]:
         from transformers import DynamicCache
 
-        ids, mask = self._left_pad(seqs)
+        shared = shared_prefix_len(seqs) if len(seqs) > 1 else 0
+        shared = shared if shared >= self.min_shared_prefix > 0 else 0
+        ids, mask = self._left_pad([q[shared:] for q in seqs])
+        if shared:  # [shared prefix | left padding | own suffix]: the prefix is prefilled once, for all rows
+            mask = torch.cat([torch.ones((len(seqs), shared), dtype=mask.dtype, device=mask.device), mask], dim=1)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = (reserved_cache(self._n_layers, ids.shape[1] + s.max_new_tokens) if self.reserve_cache
+        cache = (reserved_cache(self._n_layers, mask.shape[1] + s.max_new_tokens) if self.reserve_cache
                  else DynamicCache(config=self.model.config))
-        logits, cache = self._forward(ids, mask, pos, cache)
+        if shared:
+            _, cache = self._forward(torch.tensor([seqs[0][:shared]], device=self.device), mask[:1, :shared],
+                                     pos[:1, :shared], cache)
+            cache.batch_repeat_interleave(len(seqs))
+        logits, cache = self._forward(ids, mask, pos[:, shared:], cache)
         if n > 1:
             cache.batch_repeat_interleave(n)
             logits = logits.repeat_interleave(n, dim=0)

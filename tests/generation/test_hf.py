@@ -119,6 +119,35 @@ def test_greedy_matches_batched_model_generate(loaded, backend):
     assert got == refs
 
 
+FEWSHOT = ("<|im_start|>system\n<|im_end|>\n<|im_start|>user\nQuestion: Who wrote Hamlet?\nAnswer:<|im_end|>\n"
+           "<|im_start|>assistant\nShakespeare\n<|im_end|>\n<|im_start|>user\nQuestion: ")
+SHARED = [FEWSHOT + q + "\nAnswer:<|im_end|>\n<|im_start|>assistant\n"
+          for q in ("Capital of France?", "What is 2+2?", "Who painted the Mona Lisa in Florence?", "Why?")]
+
+
+def test_shared_prefix_prefilled_once_gives_the_same_answers(loaded, backend):
+    """Prompts with a long common prefix (the papers' few-shot turns): the prefix is prefilled once per batch and
+    the greedy answers and their log-probs are those of ``model.generate`` on each unpadded prompt."""
+    from rait.generation.hf import shared_prefix_len
+
+    model, tok = loaded
+    enc = [_ids(tok, p) for p in SHARED]
+    assert shared_prefix_len(enc) >= backend.min_shared_prefix
+    calls = []
+    hook = model.register_forward_pre_hook(lambda m, a, kw: calls.append(kw["input_ids"].shape), with_kwargs=True)
+    try:
+        outs = backend.generate(SHARED, n=1, sampling=_greedy(logprobs=True))
+    finally:
+        hook.remove()
+    assert calls[0] == (1, shared_prefix_len(enc))  # the prefix, once
+    assert calls[1][0] == 4 and calls[1][1] == max(len(e) for e in enc) - shared_prefix_len(enc)
+    off = HFBackend(model, tok, batch_size=4, min_shared_prefix=0)
+    for p, [c], [c0] in zip(SHARED, outs, off.generate(SHARED, n=1, sampling=_greedy(logprobs=True))):
+        ref_ids, _ = _reference_greedy(model, tok, backend.eos_ids, p, MAX_NEW)
+        assert c.text == c0.text == tok.decode(ref_ids, skip_special_tokens=True)
+        assert c.token_logprobs == pytest.approx(c0.token_logprobs, abs=1e-4)
+
+
 def test_top_k_1_sampling_is_greedy(backend):
     g = [o[0].text for o in backend.generate(PROMPTS, n=1, sampling=_greedy())]
     s = backend.generate(PROMPTS, n=2, sampling=SamplingConfig(temperature=1.0, top_k=1, max_new_tokens=MAX_NEW,
