@@ -68,8 +68,9 @@ def stage_rows(st: dict) -> list[str]:
         ratio = now[key] / old[key] if old.get(key) else None
         if now["kind"] == "train" and "token_count" not in now:  # results of a version that miscounted tokens
             now = {**now, "roofline_share": None}
+        inner = now.get("inner_rate") / old["inner_rate"] if now.get("inner_rate") and old.get("inner_rate") else None
         rows.append(f"| {name} ({now['kind']}, {now['items']} items) | {_f(old.get(key))} {u} | {_f(now[key])} {u} "
-                    f"| **{_f(ratio)}×** | {now['seconds']:.0f} s / {_f(old.get('seconds'), '{:.0f}')} s "
+                    f"| **{_f(ratio)}×** | {_f(inner)}× | {now['seconds']:.0f} s / {_f(old.get('seconds'), '{:.0f}')} s "
                     f"| {now['peak_rss_mb'] / 1024:.2f} / {_f(old.get('peak_rss_mb') and old['peak_rss_mb'] / 1024)} GB "
                     f"| {_f(now.get('roofline_share'), '{:.1%}')} |")
     return rows
@@ -125,11 +126,12 @@ def render() -> str:
                   f"\"today\" = the code at {st.get('baseline', '–')}, run right after the current code on each stage. "
                   "Stage wall time includes model loading, the certainty embedder and saving, as a user waits for it. "
                   "Roofline share: 2·N FLOP per prompt + generated token (probe), 4·N per trained token (train), "
-                  "N = model parameters, over the measured matmul rate. Each stage ran once per version at these small sizes, "
-                  "where fixed costs (model load, certainty embedder, saving) dominate the wall time; on this shared "
-                  "machine two such pairs of the probe stage gave 0.77× and 0.90×.", "",
-                  "| stage | today | now | ratio | wall now / today | peak RSS now / today | roofline share |",
-                  "| --- | --- | --- | --- | --- | --- | --- |", *stage_rows(st), ""]
+                  "N = model parameters, over the measured matmul rate. Each stage ran once per version at these small "
+                  "sizes, where fixed costs (model load, certainty embedder, saving) are a large part of the wall "
+                  "time; \"work ratio\" compares the rate of the stage's own work where the stage records it "
+                  "(eval: questions per second of generation; train: samples/s inside the trainer).", "",
+                  "| stage | today | now | ratio | work ratio | wall now / today | peak RSS now / today | roofline share |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |", *stage_rows(st), ""]
     probe, train, grads = _load("probe_speed.json"), _load("train_speed.json"), _load("grads_speed.json")
     if probe or train or grads:
         lines += ["### Peers, side by side (same model, items and settings within a block)", "",

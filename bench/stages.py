@@ -7,7 +7,8 @@ tokens, temperature, certainty, batch sizes, ``auto`` dtype, epochs), and each s
 for (model load, certainty embedder, saving) and its peak RSS is its own.
 
 Printed per stage: items, answers/s (probe), questions/s (eval), samples/s (train = rows x epochs / wall;
-grads = rows / wall), tokens/s and the share of the measured matmul roofline of the dtype ``auto`` picks
+grads = rows / wall), the rate of the stage's own work without model loading and saving where the stage records
+it (``inner_rate``: eval generation, the trainer's samples/s), tokens/s and the share of the measured matmul roofline of the dtype ``auto`` picks
 (2·N FLOP per processed token for inference, 4·N for a LoRA training or gradient step: forward + activation
 backward; N = model parameters), peak RSS.
 
@@ -112,7 +113,9 @@ def describe(kind: str, out: Path, r: dict, tok, params: int, gflops: float) -> 
         flop = 2 * params * work
     elif kind == "eval":
         rows = read_jsonl(out / "items.jsonl")
-        r.update(items=len(rows), questions_per_s=len(rows) / s)
+        gen = json.loads((out / "manifest.json").read_text())["timings"]["generate"]
+        r.update(items=len(rows), questions_per_s=len(rows) / s, inner_rate=len(rows) / gen,
+                 inner="questions per second of generation")
         flop = None
     elif kind == "train":
         m = _manifest(out)
@@ -121,8 +124,9 @@ def describe(kind: str, out: Path, r: dict, tok, params: int, gflops: float) -> 
         data = _first(m, ("inputs", "data", "path"), ("data", "path"))
         train_rows = read_jsonl(data)
         ntok = _tokens(tok, [tok.apply_chat_template(x["messages"], tokenize=False) for x in train_rows])
+        inner = _first(m, ("outputs", "samples_per_s"), ("samples_per_s",))
         r.update(items=n_rows, epochs=cfg["epochs"], samples_per_s=n_rows * cfg["epochs"] / s,
-                 samples_per_s_in_trainer=_first(m, ("outputs", "samples_per_s"), ("samples_per_s",)),
+                 samples_per_s_in_trainer=inner, inner_rate=inner, inner="samples/s inside the trainer",
                  batch_size=cfg["batch_size"], tokens_per_row_mean=ntok / n_rows, token_count="rendered chat template")
         flop = 4 * params * ntok * cfg["epochs"]
     else:  # grads

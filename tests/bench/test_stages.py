@@ -26,6 +26,8 @@ def test_stages_run_one_at_a_time_and_are_described_from_their_outputs(tiny_run,
             assert r["items"] > 0, name
             rate = r.get("answers_per_s") or r.get("questions_per_s") or r.get("samples_per_s")
             assert rate > 0, name
+            if stages.KINDS[name] in ("eval", "train"):  # the stage's own work, without loading and saving
+                assert r["inner_rate"] > 0 and r["inner"], name
     assert not (Path(plan.root) / ".aggregate.json").exists()  # only the stages asked for ran
 
 
