@@ -299,6 +299,74 @@ class HFBackend:
                 finish = "stop"
         return Completion(text=text, n_tokens=len(toks), finish=finish, token_logprobs=lps if s.logprobs else None)
 
+    def _last_logits(self, seqs: Sequence[Sequence[int]], shared: int) -> torch.Tensor:
+        """Next-token logits after each sequence (one forward pass; a shared prefix of ``shared`` tokens is
+        computed once and its KV cache repeated for every row)."""
+        ids, mask = self._left_pad([q[shared:] for q in seqs])
+        if not shared:
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            return self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1,
+                              use_cache=False).logits[:, -1, :]
+        from transformers import DynamicCache
+
+        mask = torch.cat([torch.ones((len(seqs), shared), dtype=mask.dtype, device=mask.device), mask], dim=1)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        _, cache = self._forward(torch.tensor([list(seqs[0][:shared])], device=self.device), mask[:1, :shared],
+                                 pos[:1, :shared], cache)
+        cache.batch_repeat_interleave(len(seqs))
+        return self._forward(ids, mask, pos[:, shared:], cache)[0]
+
+    def _score_batches(self, encoded: Sequence[Sequence[int]]) -> list[tuple[list[int], int]]:
+        """Batches for scoring, each with the prefix length its prompts share (0: none is reused).
+
+        Two plans are costed in positions run through the model (plus 64 per forward pass): batches by length
+        (:meth:`_batches`), and batches of prompts that are neighbours in token order, whose common prefix (an
+        MMLU subject's five demonstrations) runs once per batch. The cheaper one is used. A batch holds at most
+        ``batch_size`` prompts, ``max_score_tokens`` positions after the prefix and ``max_kv_mb`` of KV cache.
+
+        >>> from tests.tiny import make_tiny_model, make_tokenizer
+        >>> be = HFBackend(make_tiny_model(), make_tokenizer(), batch_size=4, min_shared_prefix=3)
+        >>> a, b = [7] * 100, [5] * 120  # two subjects' demonstrations
+        >>> be._score_batches([a + [1], b + [2], a + [2, 2], b + [3]])
+        [([1, 3], 120), ([0, 2], 100)]
+        >>> be._score_batches([[1, 2], [3, 4], [5, 6]])  # nothing shared: batches by length
+        [([0, 1, 2], 0)]
+        """
+        lengths = [len(e) for e in encoded]
+        by_len = self._batches(lengths, self.batch_size, self.max_score_tokens)
+        len_cost = sum(64 + len(b) * max(lengths[i] for i in b) for b in by_len)
+        if self.min_shared_prefix <= 0 or len(encoded) < 2:
+            return [(b, 0) for b in by_len]
+
+        def shared(raw: int, shortest: int, size: int) -> int:
+            sh = min(raw, shortest - 1) if size > 1 else 0
+            return sh if sh >= self.min_shared_prefix else 0
+
+        def cost(raw: int, shortest: int, longest: int, size: int) -> int:
+            sh = shared(raw, shortest, size)
+            return sh + size * (longest - sh)
+
+        kv_budget = self.max_kv_mb * 2**20  # the cached prefix is held for all layers at once
+        plan: list[list] = []  # [members, lcp of the first and last member, shortest, longest]
+        for i in sorted(range(len(encoded)), key=lambda i: encoded[i]):
+            if plan and len(plan[-1][0]) < self.batch_size:
+                members, raw, lo, hi = plan[-1]
+                first, n = encoded[members[0]], min(raw, lengths[i])
+                new_raw = next((t for t in range(n) if first[t] != encoded[i][t]), n)
+                new = (new_raw, min(lo, lengths[i]), max(hi, lengths[i]), len(members) + 1)
+                sh = shared(*new[:2], new[3])  # joining must keep a shared prefix and cost less than its own row
+                if sh and cost(*new) - cost(raw, lo, hi, len(members)) <= lengths[i] \
+                        and new[3] * (new[2] - sh) <= self.max_score_tokens \
+                        and new[3] * new[2] * self._kv_bytes <= kv_budget:
+                    plan[-1] = [members + [i], *new[:3]]
+                    continue
+            plan.append([[i], lengths[i], lengths[i], lengths[i]])
+        pre_cost = sum(64 + cost(raw, lo, hi, len(m)) for m, raw, lo, hi in plan)
+        if pre_cost >= len_cost:
+            return [(b, 0) for b in by_len]
+        return [(m, shared(raw, lo, len(m))) for m, raw, lo, hi in plan]
+
     @torch.inference_mode()
     def next_token_probs(self, prompts: Sequence[str], candidates: Sequence[str]) -> list[list[float]]:
         """Softmax probability (full vocabulary) of each candidate's first token right after each prompt.
@@ -316,12 +384,9 @@ class HFBackend:
             cand_ids.append(ids[0])
         encoded = self._encode(prompts)
         out: list[list[float] | None] = [None] * len(prompts)
-        for batch in self._batches([len(e) for e in encoded], self.batch_size, self.max_score_tokens):
-            ids, mask = self._left_pad([encoded[i] for i in batch])
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1,
-                                use_cache=False).logits
-            probs = torch.softmax(logits[:, -1, :].float(), dim=-1)[:, cand_ids]
+        for batch, shared in self._score_batches(encoded):
+            logits = self._last_logits([encoded[i] for i in batch], shared)
+            probs = torch.softmax(logits.float(), dim=-1)[:, cand_ids]
             for j, i in enumerate(batch):
                 out[i] = probs[j].tolist()
         return out  # type: ignore[return-value]

@@ -312,6 +312,27 @@ def test_next_token_probs(loaded, backend):
         assert 0 < sum(g) < 1
 
 
+def test_next_token_probs_with_shared_prefixes(loaded):
+    """MMLU-like prompts (two subjects' demonstrations, then each item's question): neighbours in token order share
+    their subject's prefix, which runs once per batch; the probabilities are those of each prompt run alone."""
+    model, tok = loaded
+    demos = {s: "".join(f"Question {s} {j}: what is {j}?\nA. 1\nB. 2\nAnswer: B\n\n" for j in range(6))
+             for s in ("algebra", "history")}
+    prompts = [demos[s] + f"Question {s}: item {i}?\nA. x\nB. y\nAnswer:" for i in range(5)
+               for s in ("history", "algebra")]
+    be = HFBackend(model, tok, batch_size=4)
+    plan = be._score_batches([_ids(tok, p) for p in prompts])
+    assert sorted(i for b, _ in plan for i in b) == list(range(10))
+    assert all(shared > 60 for b, shared in plan if len(b) > 1)
+    assert sum(len(b) for b, shared in plan if shared) == 8
+    assert all(len({prompts[i][:8] for i in b}) == 1 for b, _ in plan)  # one subject per batch
+    got = be.next_token_probs(prompts, ["A", "B"])
+    cand_ids = [_ids(tok, c)[0] for c in "AB"]
+    for p, g in zip(prompts, got):
+        probs = _manual_last_probs(model, tok, _ids(tok, p))
+        assert g == pytest.approx([float(probs[i]) for i in cand_ids], rel=1e-4, abs=1e-7)
+
+
 def test_next_token_probs_uses_first_token_of_multi_token_candidate(loaded, backend):
     model, tok = loaded
     cand = "Shakespeare"
