@@ -43,6 +43,6 @@ def grait_flow(root: Path, seed: int = 0) -> list[str]:
     return ["### Knowledge flow of GRAIT's picks", "",
             f"Of GRAIT's {n['picks']} \"I don't know\" rows, {n['positive_flow']} have positive knowledge flow "
             "(Δcor = correctness after the rehearsal fine-tune − M0's correctness > 0: the rows CRaFT's flow filter "
-            f"drops), and {n['also_craft']} are also CRaFT's idk rows. A flow-aware GRAIT (GRAIT's gradient "
+            f"drops), and {n['also_craft']} {'is' if n['also_craft'] == 1 else 'are'} also CRaFT's idk rows. A flow-aware GRAIT (GRAIT's gradient "
             f"selection on the rows CRaFT's filter keeps) would swap {n['positive_flow']} of its {n['picks']} picks "
             "(`bench/_flow.py`).", ""]
