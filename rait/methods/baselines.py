@@ -2,7 +2,9 @@
 
 Training-free methods (``trains=False``): their hook evaluates M0 on a test set with ``rait eval``'s settings of
 the run. Init-Basic is the THS reference point (P_c0, P_w0) of every other method on the same test set
-(method-spec §F); Init-Refuse only adds the instruction to refuse when unsure.
+(method-spec §F); Init-Refuse only adds the instruction to refuse when unsure. Where rait's evaluation departs
+from the papers' released code (MCQA letter parsing, refusal detection, open-ended scoring, generation limits):
+``docs/deviations.md``, rows 1-5.
 
 Example:
     >>> from rait.methods import get
