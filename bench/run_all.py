@@ -38,7 +38,7 @@ from _doc import DOC, markers, write_section  # noqa: E402
 #: the code before issue 17's work: the "today" column
 BASELINE = "f27074c"
 BENCHES = {
-    "stages": ["stages.py", "--n", "16", "--baseline", BASELINE, "--out", str(RESULTS / "stages.json")],
+    "stages": ["stages.py", "--n", "16", "--n-test", "64", "--baseline", BASELINE, "--out", str(RESULTS / "stages.json")],
     "probe": ["probe_speed.py", "--data", "builtin:facts/id", "--n", "12", "--k", "6", "--max-new-tokens", "16",
               "--temperature", "0.5", "--out", str(RESULTS / "probe_speed.json")],
     "grads": ["grads_speed.py", "--n", "16", "--dim", "512", "--out", str(RESULTS / "grads_speed.json")],
@@ -70,7 +70,7 @@ def stage_rows(st: dict) -> list[str]:
             now = {**now, "roofline_share": None}
         inner = now.get("inner_rate") / old["inner_rate"] if now.get("inner_rate") and old.get("inner_rate") else None
         rows.append(f"| {name} ({now['kind']}, {now['items']} items) | {_f(old.get(key))} {u} | {_f(now[key])} {u} "
-                    f"| **{_f(ratio)}×** | {_f(inner)}× | {now['seconds']:.0f} s / {_f(old.get('seconds'), '{:.0f}')} s "
+                    f"| **{_f(ratio)}×** | {_f(inner, '{:.2f}×')} | {now['seconds']:.0f} s / {_f(old.get('seconds'), '{:.0f}')} s "
                     f"| {now['peak_rss_mb'] / 1024:.2f} / {_f(old.get('peak_rss_mb') and old['peak_rss_mb'] / 1024)} GB "
                     f"| {_f(now.get('roofline_share'), '{:.1%}')} |")
     return rows
@@ -121,7 +121,8 @@ def render() -> str:
              ""]
     st = _load("stages.json")
     if st:
-        lines += [f"### Demo stages as `rait run` executes them (`configs/demo.yaml`, {st['n']} pool/test items, "
+        lines += [f"### Demo stages as `rait run` executes them (`configs/demo.yaml`, {st['n']} pool items, "
+                  f"{st.get('n_test', st['n'])} test items, "
                   f"dtype `auto` = {st['dtype']}, {st['dtype']} matmul {st['matmul_gflops']} GFLOP/s)", "",
                   f"\"today\" = the code at {st.get('baseline', '–')}, run right after the current code on each stage. "
                   "Stage wall time includes model loading, the certainty embedder and saving, as a user waits for it. "

@@ -42,9 +42,11 @@ KINDS = {"probe_m0": "probe", "rehearse": "train", "grads": "grads", f"eval:{REF
          f"train:{VANILLA}:0": "train"}
 
 
-def reduced_sets(n: int, root: Path) -> list[str]:
-    """Overrides that reduce only the sizes: ``n`` pool / test items, ``n // 2`` rehearsal and training rows."""
-    return [f"out_root={json.dumps(str(root))}", f"data.n_pool={n}", f"data.n_id={n}", f"data.n_ood={n}",
+def reduced_sets(n: int, root: Path, n_test: int | None = None) -> list[str]:
+    """Overrides that reduce only the sizes: ``n`` pool items, ``n_test`` (default ``n``) test items, ``n // 2``
+    rehearsal and training rows."""
+    n_test = n_test or n
+    return [f"out_root={json.dumps(str(root))}", f"data.n_pool={n}", f"data.n_id={n_test}", f"data.n_ood={n_test}",
             f"rehearse.n={n // 2}", f"build.n_total={n // 2}", "report=false",
             f"methods=[{REFERENCE},{VANILLA},{THS_ORDER[0]}]"]
 
@@ -141,7 +143,10 @@ def describe(kind: str, out: Path, r: dict, tok, params: int, gflops: float) -> 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(HERE.parent / "configs" / "demo.yaml"))
-    ap.add_argument("--n", type=int, default=48, help="pool and test items (rehearsal and training rows: n/2)")
+    ap.add_argument("--n", type=int, default=48, help="pool items (rehearsal and training rows: n/2)")
+    ap.add_argument("--n-test", type=int, default=None,
+                    help="test items of the eval stage (default: --n); evaluation is cheap, so it can run at a batch "
+                         "size where generation, not model loading, is what is timed")
     ap.add_argument("--stages", default=",".join(KINDS), help="stage names of the plan to time")
     ap.add_argument("--baseline", default=None, help="git revision whose rait package gives the 'today' column")
     ap.add_argument("--out", default=None)
@@ -155,18 +160,18 @@ def main(argv=None) -> int:
     params = model.num_parameters()
     del model
     print(cpu_line(), f"| auto dtype: {dtype} | {dtype} matmul {gflops:.0f} GFLOP/s", flush=True)
-    res = {"machine": machine(), "config": args.config, "n": args.n, "dtype": str(dtype).replace("torch.", ""),
+    res = {"machine": machine(), "config": args.config, "n": args.n, "n_test": args.n_test or args.n, "dtype": str(dtype).replace("torch.", ""),
            "matmul_gflops": round(gflops, 1), "model_params": params, "stages": {}, "stages_today": {}}
     wanted = args.stages.split(",")
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {"now": (reduced_sets(args.n, Path(tmp) / "now"), None)}
+        runs = {"now": (reduced_sets(args.n, Path(tmp) / "now", args.n_test), None)}
         if args.baseline:
             export = Path(tmp) / "baseline_src"
             export.mkdir()
             archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", args.baseline, "rait"],
                                      capture_output=True, check=True).stdout
             subprocess.run(["tar", "-x", "-C", str(export)], input=archive, check=True)
-            runs["today"] = (reduced_sets(args.n, Path(tmp) / "today"), str(export))
+            runs["today"] = (reduced_sets(args.n, Path(tmp) / "today", args.n_test), str(export))
             res["baseline"] = args.baseline
         todo = {label: needed(args.config, sets, wanted, path) for label, (sets, path) in runs.items()}
         for name in todo["now"]:
