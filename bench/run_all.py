@@ -35,10 +35,13 @@ sys.path.insert(0, str(HERE))
 from _common import machine  # noqa: E402
 from _doc import DOC, markers, write_section  # noqa: E402
 
+from rait.methods import REFERENCE  # noqa: E402
+from rait.methods._claims import VANILLA  # noqa: E402
+
 #: the code before issue 17's work: the "today" column
 BASELINE = "f27074c"
 BENCHES = {
-    "stages": ["stages.py", "--n", "16", "--n-test", "64", "--baseline", BASELINE, "--out", str(RESULTS / "stages.json")],
+    "stages": ["stages.py", "--n", "auto", "--n-test", "0", "--baseline", BASELINE, "--out", str(RESULTS / "stages.json")],
     "probe": ["probe_speed.py", "--data", "builtin:facts/id", "--n", "12", "--k", "6", "--max-new-tokens", "16",
               "--temperature", "0.5", "--out", str(RESULTS / "probe_speed.json")],
     "grads": ["grads_speed.py", "--n", "16", "--dim", "512", "--out", str(RESULTS / "grads_speed.json")],
@@ -110,6 +113,33 @@ def peer_rows(probe, train, grads) -> list[str]:
     return rows
 
 
+def _ratio(st: dict | None, stage: str, key: str = "inner_rate") -> float | None:
+    now, old = ((st or {}).get("stages", {}).get(stage, {}), (st or {}).get("stages_today", {}).get(stage, {}))
+    return now[key] / old[key] if now.get(key) and old.get(key) else None
+
+
+def target_rows(st, probe, grads) -> list[str]:
+    """Issue 17's targets against this run's figures (what limits each and what was tried: docs/speed.md)."""
+    def row(target: str, value: float | None, fmt: str, goal: float, how: str) -> str:
+        met = "–" if value is None else ("**met**" if value >= goal else f"not met ({value / goal:.0%} of the target)")
+        return f"| {target} | {'not measured' if value is None else fmt.format(value)} | {met} | {how} |"
+
+    r = (probe or {}).get("rait_hf", {})
+    lc = (probe or {}).get("llama_cpp", {})
+    return [
+        row("probe sampling ≥ 25 % of the matmul roofline", r.get("roofline_fraction"), "{:.1%}", 0.25,
+            "peer table, rait `hf` sampler"),
+        row("probe sampling ≥ llama.cpp answers/s", lc.get("answers_per_s") and r["answers_per_s"] / lc["answers_per_s"],
+            "{:.2f}× llama.cpp", 1.0, "peer table (llama.cpp: " + ("ran" if "answers_per_s" in lc else "not run") + ")"),
+        row("training ≥ 2× today's samples/s", _ratio(st, f"train:{VANILLA}:0"), "{:.2f}×", 2.0,
+            "stage table, work ratio of `train`"),
+        row("evaluation ≥ 2× today's questions/s", _ratio(st, f"eval:{REFERENCE}:0:id"), "{:.2f}×", 2.0,
+            "stage table, work ratio of `eval`"),
+        row("gradient features ≥ 20× the LESS-style loop", (grads or {}).get("speedup"), "{:.1f}×", 20.0,
+            f"peer table (min cosine {(grads or {}).get('min_cosine', float('nan')):.4f}; target ≥ 0.99)"),
+    ]
+
+
 def render() -> str:
     """Markdown of the speed results found in bench/results/."""
     m = _load("machine.json") or machine()
@@ -138,7 +168,11 @@ def render() -> str:
         lines += ["### Peers, side by side (same model, items and settings within a block)", "",
                   "| work | implementation | rate | vs first row | notes |", "| --- | --- | --- | --- | --- |",
                   *peer_rows(probe, train, grads), ""]
-    lines += [END]
+    lines += ["### Targets (issue 17)", "",
+              "Each figure is from this run. What limits each one (profiles) and what was tried: "
+              "[speed.md](speed.md).", "",
+              "| target | this run | status | where |", "| --- | --- | --- | --- |",
+              *target_rows(st, probe, grads), "", END]
     return "\n".join(lines)
 
 

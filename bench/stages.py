@@ -42,6 +42,15 @@ KINDS = {"probe_m0": "probe", "rehearse": "train", "grads": "grads", f"eval:{REF
          f"train:{VANILLA}:0": "train"}
 
 
+def auto_n(gflops: float) -> int:
+    """Pool size for ``--n auto``: 16 items per 250 GFLOP/s of matmul rate, between 16 and 64.
+
+    >>> auto_n(75.0), auto_n(600.0), auto_n(1200.0)
+    (16, 32, 64)
+    """
+    return int(min(64, max(16, 16 * (gflops // 250))))
+
+
 def reduced_sets(n: int, root: Path, n_test: int | None = None) -> list[str]:
     """Overrides that reduce only the sizes: ``n`` pool items, ``n_test`` (default ``n``) test items, ``n // 2``
     rehearsal and training rows."""
@@ -143,9 +152,11 @@ def describe(kind: str, out: Path, r: dict, tok, params: int, gflops: float) -> 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(HERE.parent / "configs" / "demo.yaml"))
-    ap.add_argument("--n", type=int, default=48, help="pool items (rehearsal and training rows: n/2)")
+    ap.add_argument("--n", default="48", help="pool items (rehearsal and training rows: n/2); 'auto': 16 per 250 "
+                                               "GFLOP/s of the measured matmul rate, 16 to 64 (the sizes grow with "
+                                               "the CPU, so that run_all fits its time budget on a slow one)")
     ap.add_argument("--n-test", type=int, default=None,
-                    help="test items of the eval stage (default: --n); evaluation is cheap, so it can run at a batch "
+                    help="test items of the eval stage (default: --n; 0: 4 x --n); evaluation is cheap, so it can run at a batch "
                          "size where generation, not model loading, is what is timed")
     ap.add_argument("--stages", default=",".join(KINDS), help="stage names of the plan to time")
     ap.add_argument("--baseline", default=None, help="git revision whose rait package gives the 'today' column")
@@ -160,6 +171,9 @@ def main(argv=None) -> int:
     params = model.num_parameters()
     del model
     print(cpu_line(), f"| auto dtype: {dtype} | {dtype} matmul {gflops:.0f} GFLOP/s", flush=True)
+    args.n = auto_n(gflops) if args.n == "auto" else int(args.n)
+    if args.n_test == 0:
+        args.n_test = 4 * args.n
     res = {"machine": machine(), "config": args.config, "n": args.n, "n_test": args.n_test or args.n, "dtype": str(dtype).replace("torch.", ""),
            "matmul_gflops": round(gflops, 1), "model_params": params, "stages": {}, "stages_today": {}}
     wanted = args.stages.split(",")

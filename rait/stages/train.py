@@ -183,6 +183,24 @@ def prepare_model(model: Any, cfg: TrainConfig) -> Any:
     return model
 
 
+def keep_lora_inputs(model: Any) -> int:
+    """Under bf16 autocast, let LoRA layers take their input as it comes (bf16) instead of casting it to their fp32
+    weights' dtype: autocast casts it back to bf16 for the matmul anyway, so the two copies per LoRA layer and
+    step (and the dropout on an fp32 copy) bought nothing — 10 % of a demo training step on a Sapphire Rapids
+    CPU, same loss. Returns the number of layers changed.
+
+    >>> from tests.tiny import make_tiny_model
+    >>> keep_lora_inputs(prepare_model(make_tiny_model(), TrainConfig(data="x", out="y"))) > 0
+    True
+    """
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+    for m in layers:
+        m.cast_input_dtype_enabled = False
+    return len(layers)
+
+
 def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks: Sequence[Any] = ()) -> Path:
     """Fine-tune on ``cfg.data`` and save to ``cfg.out``; returns the directory of the loadable final model.
 
@@ -213,6 +231,8 @@ def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks:
     model.config.use_cache = False
     model = prepare_model(model, cfg)
     prec = _precision(cfg)
+    if prec == "bf16":
+        keep_lora_inputs(model)
     trainer = WeightedTrainer(
         model=model, args=_training_args(cfg, out, prec), train_dataset=ListDataset(examples),
         data_collator=WeightedCollator(pad_id, cfg.padding_free),

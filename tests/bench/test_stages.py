@@ -34,3 +34,14 @@ def test_stages_run_one_at_a_time_and_are_described_from_their_outputs(tiny_run,
 def test_stage_list_comes_from_a_fresh_process(tiny_run):
     stages = bench_module("stages")
     assert stages.needed(str(tiny_run), [], ["eval:init_basic:0:id"]) == ["data", "eval:init_basic:0:id"]
+
+
+def test_speed_targets_are_judged_from_the_runs_json():
+    run_all = bench_module("run_all")
+    st = {"stages": {"train:van:0": {"inner_rate": 3.0}, "eval:init_basic:0:id": {"inner_rate": 9.0}},
+          "stages_today": {"train:van:0": {"inner_rate": 2.0}, "eval:init_basic:0:id": {"inner_rate": 4.0}}}
+    probe = {"rait_hf": {"roofline_fraction": 0.3, "answers_per_s": 30.0}, "llama_cpp": {"error": "not importable"}}
+    rows = run_all.target_rows(st, probe, {"speedup": 5.0, "min_cosine": 0.999})
+    status = [r.split(" | ")[2] for r in rows]
+    assert status == ["**met**", "–", "not met (75% of the target)", "**met**", "not met (25% of the target)"]
+    assert "1.50×" in rows[2] and "2.25×" in rows[3] and "not measured" in rows[1]
