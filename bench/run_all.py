@@ -2,15 +2,17 @@
 JSON results, with the CPU (model and instruction sets) they ran on. Every figure in the section comes from the
 JSON files this run wrote.
 
-* ``stages``: the demo's stages as ``rait run`` executes them (bench/stages.py, reduced sizes), the current code
-  and the ``--baseline`` revision's code ("today") interleaved stage by stage.
+* ``stages``: the demo's stages as ``rait run`` executes them (bench/stages.py, reduced sizes that grow with the
+  measured matmul rate: 16 pool / 64 test items on an fp32 AVX2 CPU, where the whole run took 17.4 min with
+  16 / 16 on 2026-12-02; 64 / 256 on an AMX CPU), the current code and the ``--baseline`` revision's code
+  ("today") interleaved stage by stage.
 * ``probe``: naive HF ``generate`` loop vs rait's sampler vs llama.cpp, the demo's probe settings, same questions.
 * ``train``: rait's trainer vs the stock HF ``Trainer`` loss vs TRL ``SFTTrainer`` (padding-free), same rows.
 * ``grads``: LESS-style batch-1 gradient loop vs rait's batched per-sample gradients.
 
 Usage::
 
-    python bench/run_all.py                 # all four (~20 min on an idle 2-core AVX2 CPU)
+    python bench/run_all.py                 # all four (5.8 min on a 2-core Sapphire Rapids, 2026-12-06)
     python bench/run_all.py --only probe    # one of stages, probe, grads, train
     python bench/run_all.py --render-only   # re-render docs from bench/results/*.json
     python bench/run_all.py --threads 1     # torch threads of every benchmark (default: torch's choice)
