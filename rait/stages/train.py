@@ -201,6 +201,14 @@ def keep_lora_inputs(model: Any) -> int:
     return len(layers)
 
 
+def _prepared(model: Any, cfg: TrainConfig) -> tuple[Any, str]:
+    """The model wrapped for training and the precision it trains in."""
+    model, prec = prepare_model(model, cfg), _precision(cfg)
+    if prec == "bf16":
+        keep_lora_inputs(model)
+    return model, prec
+
+
 def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks: Sequence[Any] = ()) -> Path:
     """Fine-tune on ``cfg.data`` and save to ``cfg.out``; returns the directory of the loadable final model.
 
@@ -229,10 +237,7 @@ def train(cfg: TrainConfig, model: Any = None, tokenizer: Any = None, callbacks:
             e["weight"] = 1.0
     n_trunc = sum(e.pop("truncated") for e in examples)
     model.config.use_cache = False
-    model = prepare_model(model, cfg)
-    prec = _precision(cfg)
-    if prec == "bf16":
-        keep_lora_inputs(model)
+    model, prec = _prepared(model, cfg)
     trainer = WeightedTrainer(
         model=model, args=_training_args(cfg, out, prec), train_dataset=ListDataset(examples),
         data_collator=WeightedCollator(pad_id, cfg.padding_free),
