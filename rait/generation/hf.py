@@ -213,17 +213,9 @@ class HFBackend:
 
         shared = shared_prefix_len(seqs) if len(seqs) > 1 else 0
         shared = shared if shared >= self.min_shared_prefix > 0 else 0
-        ids, mask = self._left_pad([q[shared:] for q in seqs])
-        if shared:  # [shared prefix | left padding | own suffix]: the prefix is prefilled once, for all rows
-            mask = torch.cat([torch.ones((len(seqs), shared), dtype=mask.dtype, device=mask.device), mask], dim=1)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = (reserved_cache(self._n_layers, mask.shape[1] + s.max_new_tokens) if self.reserve_cache
+        cache = (reserved_cache(self._n_layers, max(len(q) for q in seqs) + s.max_new_tokens) if self.reserve_cache
                  else DynamicCache(config=self.model.config))
-        if shared:
-            _, cache = self._forward(torch.tensor([seqs[0][:shared]], device=self.device), mask[:1, :shared],
-                                     pos[:1, :shared], cache)
-            cache.batch_repeat_interleave(len(seqs))
-        logits, cache = self._forward(ids, mask, pos[:, shared:], cache)
+        logits, cache, mask, pos = self._prefill(seqs, shared, cache)
         if n > 1:
             cache.batch_repeat_interleave(n)
             logits = logits.repeat_interleave(n, dim=0)
@@ -276,23 +268,31 @@ class HFBackend:
                 finish = "stop"
         return Completion(text=text, n_tokens=len(toks), finish=finish, token_logprobs=lps if s.logprobs else None)
 
-    def _last_logits(self, seqs: Sequence[Sequence[int]], shared: int) -> torch.Tensor:
-        """Next-token logits after each sequence (one forward pass; a shared prefix of ``shared`` tokens is
-        computed once and its KV cache repeated for every row)."""
+    def _prefill(self, seqs: Sequence[Sequence[int]], shared: int, cache: Any) -> tuple:
+        """Prefill left-padded ``seqs`` into ``cache``; returns (last logits, cache, attention mask, positions).
+        A prefix of ``shared`` tokens common to all rows is laid out as [prefix | left padding | own suffix] and
+        computed once, for one row, its KV cache then repeated for every row."""
         ids, mask = self._left_pad([q[shared:] for q in seqs])
-        if not shared:
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            return self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1,
-                              use_cache=False).logits[:, -1, :]
-        from transformers import DynamicCache
-
-        mask = torch.cat([torch.ones((len(seqs), shared), dtype=mask.dtype, device=mask.device), mask], dim=1)
+        if shared:
+            mask = torch.cat([torch.ones((len(seqs), shared), dtype=mask.dtype, device=mask.device), mask], dim=1)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.model.config)
-        _, cache = self._forward(torch.tensor([list(seqs[0][:shared])], device=self.device), mask[:1, :shared],
-                                 pos[:1, :shared], cache)
-        cache.batch_repeat_interleave(len(seqs))
-        return self._forward(ids, mask, pos[:, shared:], cache)[0]
+        if shared:
+            _, cache = self._forward(torch.tensor([list(seqs[0][:shared])], device=self.device), mask[:1, :shared],
+                                     pos[:1, :shared], cache)
+            cache.batch_repeat_interleave(len(seqs))
+        logits, cache = self._forward(ids, mask, pos[:, shared:], cache)
+        return logits, cache, mask, pos
+
+    def _last_logits(self, seqs: Sequence[Sequence[int]], shared: int) -> torch.Tensor:
+        """Next-token logits after each sequence (without a shared prefix: one uncached forward pass)."""
+        if shared:
+            from transformers import DynamicCache
+
+            return self._prefill(seqs, shared, DynamicCache(config=self.model.config))[0]
+        ids, mask = self._left_pad(seqs)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        return self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1,
+                          use_cache=False).logits[:, -1, :]
 
     def _score_batches(self, encoded: Sequence[Sequence[int]]) -> list[tuple[list[int], int]]:
         """Scoring batches with their shared prefix lengths (:func:`rait.generation.batching.prefix_batches`)."""
