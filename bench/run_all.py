@@ -77,7 +77,8 @@ def stage_rows(st: dict) -> list[str]:
         rows.append(f"| {name} ({now['kind']}, {now['items']} items) | {_f(old.get(key))} {u} | {_f(now[key])} {u} "
                     f"| **{_f(ratio)}×** | {_f(inner, '{:.2f}×')} | {now['seconds']:.0f} s / {_f(old.get('seconds'), '{:.0f}')} s "
                     f"| {now['peak_rss_mb'] / 1024:.2f} / {_f(old.get('peak_rss_mb') and old['peak_rss_mb'] / 1024)} GB "
-                    f"| {_f(now.get('roofline_share'), '{:.1%}')} |")
+                    f"| {_f(now.get('roofline_share'), '{:.1%}')} "
+                    f"| {_f(now.get('train_loss'), '{:.4f}')} / {_f(old.get('train_loss'), '{:.4f}')} |")
     return rows
 
 
@@ -162,9 +163,12 @@ def render() -> str:
                   "N = model parameters, over the measured matmul rate. Each stage ran once per version at these small "
                   "sizes, where fixed costs (model load, certainty embedder, saving) are a large part of the wall "
                   "time; \"work ratio\" compares the rate of the stage's own work where the stage records it "
-                  "(eval: questions per second of generation; train: samples/s inside the trainer).", "",
-                  "| stage | today | now | ratio | work ratio | wall now / today | peak RSS now / today | roofline share |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |", *stage_rows(st), ""]
+                  "(eval: questions per second of generation; train: samples/s inside the trainer). Training loss: the "
+                  "mean loss over the run's optimizer steps (its manifest), same rows and seed in both versions: the "
+                  "speed changes must leave it equal within bf16 rounding.", "",
+                  "| stage | today | now | ratio | work ratio | wall now / today | peak RSS now / today | roofline share "
+                  "| training loss now / today |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |", *stage_rows(st), ""]
     probe, train, grads = _load("probe_speed.json"), _load("train_speed.json"), _load("grads_speed.json")
     if probe or train or grads:
         lines += ["### Peers, side by side (same model, items and settings within a block)", "",

@@ -136,6 +136,7 @@ def describe(kind: str, out: Path, r: dict, tok, params: int, gflops: float) -> 
         train_rows = read_jsonl(data)
         ntok = _tokens(tok, [tok.apply_chat_template(x["messages"], tokenize=False) for x in train_rows])
         inner = _first(m, ("outputs", "samples_per_s"), ("samples_per_s",))
+        r["train_loss"] = _first(m, ("outputs", "train_loss"), ("train_loss",))
         r.update(items=n_rows, epochs=cfg["epochs"], samples_per_s=n_rows * cfg["epochs"] / s,
                  samples_per_s_in_trainer=inner, inner_rate=inner, inner="samples/s inside the trainer",
                  batch_size=cfg["batch_size"], tokens_per_row_mean=ntok / n_rows, token_count="rendered chat template")

@@ -28,12 +28,14 @@ Example:
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from rait.core.precision import ShortRowAttention, frozen_linears_in
 from rait.errors import DataError, ModelError
 
 _ADAPTER_SEG = re.compile(r"\.lora_([AB])\.[^.]+\.weight$")
@@ -202,12 +204,11 @@ class GradFeaturizer:
                  betas=(0.9, 0.999), eps: float = 1e-8, dtype: str = "bfloat16", batch_size: int = 16,
                  max_length: int = 2048, attn_implementation: str | None = "auto", max_batch_tokens: int = 2048):
         self.model, self.tok, self.projector = model.eval(), tokenizer, projector
-        self._base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        self._own_attn = getattr(self._base.config, "_attn_implementation", None) or "sdpa"
         self.attn = attn_implementation
         self.max_batch_tokens = max_batch_tokens
+        self._attention = ShortRowAttention(model)
         if attn_implementation not in ("auto", None):
-            self._base.set_attn_implementation(attn_implementation)
+            self._attention.base.set_attn_implementation(attn_implementation)
         self.linears = lora_linears(model)
         self.params = [lin.weight for lin in self.linears.values()]
         for p in self.params:
@@ -276,10 +277,10 @@ class GradFeaturizer:
             cur.append(i)
         if cur:
             batches.append(cur)
-        for idx in batches:
-            if self.attn == "auto":
-                longest = max(len(enc[i][0]) for i in idx)
-                cpu = self.device.type == "cpu"
-                self._base.set_attn_implementation("eager" if cpu and longest <= 256 else self._own_attn)
-            out[idx] = self._features(self.per_sample_grads([enc[i] for i in idx])).cpu().numpy()
+        low = torch.bfloat16 if self.dtype == "bfloat16" else None  # frozen weights cast once, not per forward
+        with frozen_linears_in(self.model, low) if low else nullcontext():
+            for idx in batches:
+                if self.attn == "auto":
+                    self._attention.pick(max(len(enc[i][0]) for i in idx), self.device.type)
+                out[idx] = self._features(self.per_sample_grads([enc[i] for i in idx])).cpu().numpy()
         return out

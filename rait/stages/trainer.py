@@ -29,12 +29,14 @@ Example:
 from __future__ import annotations
 
 import inspect
+from contextlib import nullcontext
 from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from transformers import Trainer
 
+from rait.core.precision import ShortRowAttention, frozen_linears_in
 from rait.errors import DataError
 
 IGNORE = -100
@@ -184,19 +186,35 @@ class WeightedTrainer(Trainer):
         loss_reduction: ``sample_mean`` (each sample's token-mean loss × weight, averaged over samples) or
             ``token_mean`` (token losses × their sample's weight, averaged over tokens; HF's reduction).
         trim_logits: compute the vocabulary projection only on positions that predict completion tokens.
+        fast_cpu_kernels: on a CPU, eager attention for batches of rows up to 256 tokens
+            (:class:`rait.core.precision.ShortRowAttention`); under bf16/fp16 autocast, the frozen linear weights
+            held in that dtype while training (:func:`rait.core.precision.frozen_linears_in`: the same arithmetic
+            without a cast of every frozen weight at every forward pass).
 
     Batches may be padded or padding-free (see :class:`WeightedCollator`).
     """
 
     loss_is_scaled_for_ga = True
 
-    def __init__(self, *args: Any, loss_reduction: str = "sample_mean", trim_logits: bool = True, **kw: Any):
+    def __init__(self, *args: Any, loss_reduction: str = "sample_mean", trim_logits: bool = True,
+                 fast_cpu_kernels: bool = True, **kw: Any):
         if loss_reduction not in ("sample_mean", "token_mean"):
             raise ValueError(f"loss_reduction={loss_reduction!r}: expected sample_mean or token_mean")
         self.loss_reduction = loss_reduction
         self.trim_logits = trim_logits
         super().__init__(*args, **kw)
         self.trim_logits = trim_logits and self.model.get_output_embeddings() is not None
+        self.fast_cpu_kernels = fast_cpu_kernels
+        self._attention = ShortRowAttention(self.model) if fast_cpu_kernels else None
+
+    def train(self, *args: Any, **kw: Any) -> Any:  # noqa: D102
+        dtype = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
+        try:
+            with frozen_linears_in(self.model, dtype) if dtype and self.fast_cpu_kernels else nullcontext():
+                return super().train(*args, **kw)
+        finally:
+            if self._attention is not None:
+                self._attention.restore()
 
     def _count(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         lab = batch["labels"][:, 1:] != IGNORE
@@ -217,6 +235,8 @@ class WeightedTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D102
         weight = inputs.pop("weight", None)
+        if self._attention is not None:
+            self._attention.pick(inputs["input_ids"].shape[1], inputs["input_ids"].device.type)
         loss_sum, ntok = per_sample_losses(model, inputs, self.trim_logits)
         w = torch.ones(loss_sum.shape[0], device=loss_sum.device) if weight is None else weight.to(loss_sum)
         if self.loss_reduction == "token_mean":

@@ -255,3 +255,25 @@ def test_eval_on_saved_adapter_dir(tmp_path, tiny_model_dir, capsys):
     rc = main(["eval", "--model", str(adapter), "--data", f"jsonl:{data}", "--dtype", "float32", "--out",
                str(tmp_path / "ev"), "--max-new-tokens", "3", "--n-boot", "0", "-q"])
     assert rc == 0 and json.loads((tmp_path / "ev" / "metrics.json").read_text())["n"] == 3
+
+
+def test_bf16_fast_kernels_during_training_and_fp32_merge_after(tmp_path, tiny_model_dir):
+    """Inside bf16 training the frozen base weights are bf16 and short rows use eager attention; the saved merged
+    model is the fp32 base plus the adapter (the bf16 copies are gone before the merge)."""
+    from transformers import TrainerCallback
+
+    from rait.core.models import load_model
+
+    seen = []
+
+    class Spy(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw):
+            base = model.get_base_model()
+            seen.append((base.model.layers[0].mlp.up_proj.base_layer.weight.dtype, base.config._attn_implementation))
+
+    cfg = cfg_for(tmp_path, tiny_model_dir, "bfk", precision="bf16", epochs=1, lr=3e-3, save="both")
+    train(cfg, callbacks=[Spy()])
+    assert seen and all(s == (torch.bfloat16, "eager") for s in seen)
+    merged_again, _ = load_model(str(Path(cfg.out) / "adapter"), dtype="float32")
+    assert_same(weights(cfg.out), {k: v for k, v in merged_again.state_dict().items() if k in weights(cfg.out)},
+                atol=1e-7)
