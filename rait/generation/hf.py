@@ -32,7 +32,7 @@ import torch
 
 from rait.generation.base import Completion, SamplingConfig
 from rait.generation.batching import length_batches, prefix_batches, shared_prefix_len
-from rait.generation.cache import keep_freed_memory, reserved_cache
+from rait.generation.cache import KVArena, keep_freed_memory, reserved_cache
 
 __all__ = ["HFBackend", "cache_kwarg", "shared_prefix_len"]
 
@@ -67,8 +67,9 @@ class HFBackend:
         min_shared_prefix: when the prompts of a batch start with at least this many identical tokens (a system
             prompt, the papers' few-shot turns), that prefix is prefilled once and its KV cache repeated for every
             row; 0 turns it off.
-        reserve_cache: allocate each batch's KV cache once (:class:`rait.generation.cache.ReservedLayer`)
-            instead of growing it by concatenation every step (models whose layers all use full attention).
+        reserve_cache: allocate the KV cache once per call, for its largest batch, and reuse it for every batch
+            (:class:`rait.generation.cache.KVArena`, :class:`rait.generation.cache.ReservedLayer`) instead of
+            growing it by concatenation every step (models whose layers all use full attention).
     """
 
     name = "hf"
@@ -106,6 +107,7 @@ class HFBackend:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
         self._stop_masks: dict[tuple[str, ...], torch.Tensor] = {}
         self._cache_kw = cache_kwarg(model)
+        self._arena: KVArena | None = None
 
     @classmethod
     def from_spec(cls, spec: str, dtype: str = "auto", device: str | None = None, **kwargs: Any) -> "HFBackend":
@@ -160,10 +162,9 @@ class HFBackend:
     def _pick(logits: torch.Tensor, s: SamplingConfig, gen: torch.Generator | None
               ) -> tuple[torch.Tensor, torch.Tensor]:
         """Choose next tokens; returns (token ids, their log-probs under the sampling distribution)."""
-        if s.greedy:
-            logp = torch.log_softmax(logits, dim=-1)
+        if s.greedy:  # log p(token) = logit - logsumexp: no full log-softmax written per step
             tok = logits.argmax(dim=-1)
-            return tok, logp.gather(1, tok[:, None])[:, 0]
+            return tok, logits.gather(1, tok[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
         logits = logits / s.temperature
         if s.top_k and s.top_k < logits.shape[-1]:
             kth = torch.topk(logits, s.top_k, dim=-1).values[:, -1:]
@@ -200,21 +201,25 @@ class HFBackend:
         encoded = self._encode(prompts)
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
         results: list[list[Completion] | None] = [None] * len(prompts)
-        per_batch = self._per_batch(max((len(e) for e in encoded), default=0) + s.max_new_tokens, n)
+        positions = max((len(e) for e in encoded), default=0) + s.max_new_tokens
+        per_batch = self._per_batch(positions, n)
+        if self.reserve_cache:  # one cache block for every batch of every call
+            self._arena = self._arena or KVArena(per_batch * n, positions, int(self.max_kv_mb * 2**20), self._n_layers)
+            self._arena.reshape(per_batch * n, positions)
         stop_mask = self._stop_mask(tuple(s.stop))
         for batch in self._batches([len(e) for e in encoded], per_batch):
-            outs = self._generate_batch([encoded[i] for i in batch], n, s, gen, stop_mask)
+            outs = self._generate_batch([encoded[i] for i in batch], n, s, gen, stop_mask, self._arena)
             for j, i in enumerate(batch):
                 results[i] = outs[j * n: (j + 1) * n]
         return results  # type: ignore[return-value]
 
-    def _generate_batch(self, seqs, n, s: SamplingConfig, gen, stop_mask) -> list[Completion]:
+    def _generate_batch(self, seqs, n, s: SamplingConfig, gen, stop_mask, arena=None) -> list[Completion]:
         from transformers import DynamicCache
 
         shared = shared_prefix_len(seqs) if len(seqs) > 1 else 0
         shared = shared if shared >= self.min_shared_prefix > 0 else 0
-        cache = (reserved_cache(self._n_layers, max(len(q) for q in seqs) + s.max_new_tokens) if self.reserve_cache
-                 else DynamicCache(config=self.model.config))
+        cache = (reserved_cache(self._n_layers, max(len(q) for q in seqs) + s.max_new_tokens, arena)
+                 if self.reserve_cache else DynamicCache(config=self.model.config))
         logits, cache, mask, pos = self._prefill(seqs, shared, cache)
         if n > 1:
             cache.batch_repeat_interleave(n)

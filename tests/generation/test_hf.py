@@ -473,6 +473,10 @@ def test_reserved_cache_gives_the_same_completions(loaded):
     for n, samp in ((3, s), (1, SamplingConfig(temperature=0.0, max_new_tokens=MAX_NEW))):
         a, b = fixed.generate(PROMPTS, n=n, sampling=samp, seed=1), grown.generate(PROMPTS, n=n, sampling=samp, seed=1)
         assert [[c.text for c in o] for o in a] == [[c.text for c in o] for o in b]
+    size = fixed._arena.nbytes()  # the backend's one KV block, reused by later calls
+    assert size > 0
+    fixed.generate(PROMPTS, n=3, sampling=s, seed=2)
+    assert fixed._arena.nbytes() == size
 
 
 def test_kv_budget_caps_rows_per_batch(loaded):
