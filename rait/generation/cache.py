@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import ctypes
 import functools
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported lazily: keep_freed_memory must run before it allocates
+    import torch
 
 
 @functools.lru_cache(maxsize=1)
