@@ -70,6 +70,30 @@ def llama_cpp_generate(prompts, k, max_new_tokens, temperature, threads):
     return answers, n_tok, time.perf_counter() - t
 
 
+def _llama_child(queue, prompts, args, threads) -> None:
+    try:
+        ans, n_tok, dt = llama_cpp_generate(prompts, args.k, args.max_new_tokens, args.temperature, threads)
+        queue.put({"seconds": round(dt, 2), "answers_per_s": round(len(ans) / dt, 2),
+                   "tokens_per_s": round(n_tok / dt, 1), "quant": "GGUF as shipped (Q4_1)"})
+    except ImportError as e:
+        queue.put({"error": f"llama-cpp-python not importable: {e}"})
+
+
+def llama_cpp_isolated(prompts, args) -> dict:
+    """:func:`llama_cpp_generate` in a child process, so that a crash of the native library (a segfault) is
+    recorded as this peer's result instead of ending the benchmark."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_llama_child, args=(queue, prompts, args, torch.get_num_threads()))
+    proc.start()
+    proc.join()
+    if not queue.empty():
+        return queue.get()
+    return {"error": f"llama-cpp-python crashed (exit code {proc.exitcode}) during generation"}
+
+
 def _parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="default")
@@ -104,13 +128,7 @@ def main() -> int:
     del model32
     _rait_backend(args, dtype, prompts, g_fast, result)
     result["speedup_answers_per_s"] = round(result["rait_hf"]["answers_per_s"] / result["naive"]["answers_per_s"], 2)
-    try:
-        ans, n_tok, dt = llama_cpp_generate(prompts, args.k, args.max_new_tokens, args.temperature,
-                                            torch.get_num_threads())
-        result["llama_cpp"] = {"seconds": round(dt, 2), "answers_per_s": round(len(ans) / dt, 2),
-                               "tokens_per_s": round(n_tok / dt, 1), "quant": "GGUF as shipped (Q4_1)"}
-    except ImportError as e:
-        result["llama_cpp"] = {"error": f"llama-cpp-python not importable: {e}"}
+    result["llama_cpp"] = llama_cpp_isolated(prompts, args)
     print(f"llama.cpp: {result['llama_cpp']}", flush=True)
     print(f"naive HF generate (fp32, batch 16 x k={args.k}): {result['naive']['answers_per_s']} answers/s, "
           f"{result['naive']['tokens_per_s']} tok/s")

@@ -97,8 +97,11 @@ def peer_rows(probe, train, grads) -> list[str]:
                         f"{lc['answers_per_s'] / probe['naive']['answers_per_s']:.2f}× | |")
         else:
             rows.append(f"| {q} | llama.cpp | not run: {lc.get('error', 'no result')} | | "
-                        "`pip install llama-cpp-python` compiles llama.cpp from the sdist; on the shared 2-core "
-                        "AVX2 machine (2026-12-02) that build had not finished after 30 min and was stopped |")
+                        "`pip install llama-cpp-python` compiles llama.cpp from the sdist (the registry has no "
+                        "wheel): on the Sapphire Rapids machine (2026-12-06, 0.3.36, native CPU flags) it built in "
+                        "about 3 min and then crashed (SIGSEGV) in its first completion of the shipped Q4_1 GGUF, run "
+                        "in a child process; on the shared 2-core AVX2 machine (2026-12-02) the build had not "
+                        "finished after 30 min |")
     if train:
         by = {x["variant"]: x for x in train}
         base = by.get("hf", {}).get("samples_per_s")
