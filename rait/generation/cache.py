@@ -61,8 +61,9 @@ def _dynamic_layer() -> type:
 class KVArena:
     """KV storage shared by the batches of a backend's sampling calls: one flat key and one flat value buffer per
     layer, viewed as (rows, heads, positions, dim) for the largest batch of the current call (:meth:`reshape`),
-    allocated at the first batch for the whole KV budget (``budget_bytes`` over ``n_layers``; pages the batches do
-    not reach are never touched, so they cost no memory) and grown only if a call needs more.
+    allocated at the first batch with room for later calls (1.5× what the first call needs, at most the KV budget
+    ``budget_bytes`` over ``n_layers``: sampling calls whose batches are sized by the budget get all of it at
+    once) and grown only if a later call needs more.
 
     Without it, each batch allocated its own cache and the k-fold copy of it, of a slightly different size each
     time (batches are sorted by length): glibc, told to keep freed memory (:func:`keep_freed_memory`), could not
@@ -73,7 +74,7 @@ class KVArena:
     >>> import torch
     >>> arena = KVArena(rows=4, positions=6)
     >>> k = arena.tensor(0, "k", torch.zeros(1, 2, 3, 8))
-    >>> tuple(k.shape), arena.nbytes()
+    >>> tuple(k.shape), arena.nbytes()  # no budget given: exactly what this call needs
     ((4, 2, 6, 8), 1536)
     >>> arena.reshape(rows=2, positions=12)
     >>> tuple(arena.tensor(0, "k", torch.zeros(1, 2, 3, 8)).shape), arena.nbytes()  # same storage
@@ -104,7 +105,8 @@ class KVArena:
         if t is None or t.numel() < need or t.dtype != like.dtype or t.device != like.device:
             self._flat.pop((layer, kind), None)
             del t  # free the old buffer before allocating the larger one
-            t = torch.empty(max(need, self._floor // like.element_size()), dtype=like.dtype, device=like.device)
+            room = min(self._floor // like.element_size(), need * 3 // 2)  # headroom for later, longer calls
+            t = torch.empty(max(need, room), dtype=like.dtype, device=like.device)
             self._flat[(layer, kind)] = t
         return t[:need].view(self.rows, h, self.positions, d)
 

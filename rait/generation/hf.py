@@ -67,9 +67,11 @@ class HFBackend:
         min_shared_prefix: when the prompts of a batch start with at least this many identical tokens (a system
             prompt, the papers' few-shot turns), that prefix is prefilled once and its KV cache repeated for every
             row; 0 turns it off.
-        reserve_cache: allocate the KV cache once per call, for its largest batch, and reuse it for every batch
-            (:class:`rait.generation.cache.KVArena`, :class:`rait.generation.cache.ReservedLayer`) instead of
-            growing it by concatenation every step (models whose layers all use full attention).
+        reserve_cache: allocate each batch's KV cache once (:class:`rait.generation.cache.ReservedLayer`) instead
+            of growing it by concatenation every step (models whose layers all use full attention); when sampling
+            several answers per prompt, in one block reused by every batch and call
+            (:class:`rait.generation.cache.KVArena`: the probe's heap stops growing batch after batch; greedy
+            evaluation batches are small and keep a cache of their own size).
     """
 
     name = "hf"
@@ -203,12 +205,14 @@ class HFBackend:
         results: list[list[Completion] | None] = [None] * len(prompts)
         positions = max((len(e) for e in encoded), default=0) + s.max_new_tokens
         per_batch = self._per_batch(positions, n)
-        if self.reserve_cache:  # one cache block for every batch of every call
+        arena = None
+        if self.reserve_cache and n > 1:  # k samples per prompt: one cache block for every batch of every call
             self._arena = self._arena or KVArena(per_batch * n, positions, int(self.max_kv_mb * 2**20), self._n_layers)
             self._arena.reshape(per_batch * n, positions)
+            arena = self._arena
         stop_mask = self._stop_mask(tuple(s.stop))
         for batch in self._batches([len(e) for e in encoded], per_batch):
-            outs = self._generate_batch([encoded[i] for i in batch], n, s, gen, stop_mask, self._arena)
+            outs = self._generate_batch([encoded[i] for i in batch], n, s, gen, stop_mask, arena)
             for j, i in enumerate(batch):
                 results[i] = outs[j * n: (j + 1) * n]
         return results  # type: ignore[return-value]
