@@ -94,14 +94,17 @@ def peer_rows(probe, train, grads) -> list[str]:
         lc = probe.get("llama_cpp", {})
         if "answers_per_s" in lc:
             rows.append(f"| {q} | llama.cpp (`llama-cpp-python`, {lc['quant']}) | {lc['answers_per_s']} answers/s | "
-                        f"{lc['answers_per_s'] / probe['naive']['answers_per_s']:.2f}× | |")
+                        f"{lc['answers_per_s'] / probe['naive']['answers_per_s']:.2f}× | one completion at a time "
+                        "(llama-cpp-python's API), the prompt's KV cache reused between the k samples; built from the "
+                        "sdist (no wheel on the registry) |")
         else:
             rows.append(f"| {q} | llama.cpp | not run: {lc.get('error', 'no result')} | | "
                         "`pip install llama-cpp-python` compiles llama.cpp from the sdist (the registry has no "
-                        "wheel): on the Sapphire Rapids machine (2026-12-06, 0.3.36, native CPU flags) it built in "
-                        "about 3 min and then crashed (SIGSEGV) in its first completion of the shipped Q4_1 GGUF, run "
-                        "in a child process; on the shared 2-core AVX2 machine (2026-12-02) the build had not "
-                        "finished after 30 min |")
+                        "wheel): on the Sapphire Rapids machine (2026-12-06, 0.3.36) the build with native CPU flags "
+                        "crashed in its first completion (SIGSEGV, then SIGILL); built with "
+                        "`CMAKE_ARGS=\"-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=OFF -DGGML_OPENMP=OFF\"` (3 min) "
+                        "it runs; on the shared 2-core AVX2 machine (2026-12-02) the build had not finished after "
+                        "30 min |")
     if train:
         by = {x["variant"]: x for x in train}
         base = by.get("hf", {}).get("samples_per_s")
@@ -143,6 +146,9 @@ def target_rows(st, probe, grads) -> list[str]:
             "stage table, work ratio of `eval`"),
         row("gradient features ≥ 20× the LESS-style loop", (grads or {}).get("speedup"), "{:.1f}×", 20.0,
             f"peer table (min cosine {(grads or {}).get('min_cosine', float('nan')):.4f}; target ≥ 0.99)"),
+        "| peak memory of probing 2,000 questions ≤ 2.5 GB | not part of this run (a 2,000-question probe takes "
+        "about 10 min) | – | [speed.md](speed.md#memory-of-probing-2000-questions), measured inside `rait run "
+        "configs/triviaqa_nq.yaml` |",
     ]
 
 
@@ -167,8 +173,9 @@ def render() -> str:
                   "sizes, where fixed costs (model load, certainty embedder, saving) are a large part of the wall "
                   "time; \"work ratio\" compares the rate of the stage's own work where the stage records it "
                   "(eval: questions per second of generation; train: samples/s inside the trainer). Training loss: the "
-                  "mean loss over the run's optimizer steps (its manifest), same rows and seed in both versions: the "
-                  "speed changes must leave it equal within bf16 rounding.", "",
+                  "mean loss over the run's optimizer steps (its manifest). `train:van` trains both versions on the "
+                  "same rows with the same seed, so its two losses must agree within bf16 rounding; the rehearsal "
+                  "rows are chosen from each version's own probe, so its losses differ with the rows.", "",
                   "| stage | today | now | ratio | work ratio | wall now / today | peak RSS now / today | roofline share "
                   "| training loss now / today |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- |", *stage_rows(st), ""]
