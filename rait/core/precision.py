@@ -2,8 +2,8 @@
 
 Under ``torch.autocast(dtype=bfloat16)`` every ``nn.Linear`` casts its fp32 weight to bf16 on each call; autocast
 caches that cast only for weights that require grad, so the frozen base weights of a LoRA model are converted
-again at every forward pass — 13 % of a LoRA training step and 22 % of a gradient-feature batch of SmolLM2-135M on
-a Sapphire Rapids CPU (``bench/profile_ops.py``). :func:`frozen_linears_in` converts them once for the duration of
+again at every forward pass (about 5 % of a LoRA training step of SmolLM2-135M on a Sapphire Rapids CPU; see
+docs/speed.md). :func:`frozen_linears_in` converts them once for the duration of
 a block and puts the fp32 tensors back afterwards. The arithmetic is unchanged: autocast would round the same fp32
 values to the same bf16 values before the same matmul; norms, embeddings and the output projection (tied to the
 embeddings in many small models) keep their fp32 weights.

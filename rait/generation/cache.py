@@ -17,7 +17,7 @@ import ctypes
 import functools
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # torch is imported lazily: keep_freed_memory must run before it allocates
+if TYPE_CHECKING:  # annotations only; torch is imported inside the functions, as before
     import torch
 
 
@@ -186,9 +186,8 @@ class ReservedLayer(_dynamic_layer()):  # type: ignore[misc]
                     full[lo: (i + 1) * repeats, :, :n] = full[i: i + 1, :, :n]
             self._b *= repeats
             self._views()
-        else:
-            if self.arena is not None:
-                self._k, self._v, self.arena = self._k.clone(), self._v.clone(), None
+        else:  # too many rows for the arena: own storage from here on (repeat_interleave copies)
+            self.arena = None
             self._k, self._v = self._k.repeat_interleave(repeats, dim=0), self._v.repeat_interleave(repeats, dim=0)
         self.keys, self.values = self._k[:, :, : self.length], self._v[:, :, : self.length]
 
