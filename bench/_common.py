@@ -12,6 +12,9 @@ from typing import Any
 import torch
 
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+#: environment variables that cap the instruction sets torch's kernels use (ATen, oneDNN, MKL): with all three set
+#: to AVX2, an AMX CPU runs as an AVX2-only one does (bf16 matmul emulated, ~1 GFLOP/s), see docs/speed.md
+ISA_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 
 
 def cpu_info() -> tuple[str, list[str]]:
@@ -29,17 +32,24 @@ def cpu_info() -> tuple[str, list[str]]:
     return cpu, [f for f in ISA_FLAGS if f in flags]
 
 
+def isa_caps() -> str:
+    """The instruction-set caps in force (``""`` if none), e.g. ``ATEN_CPU_CAPABILITY=avx2 ...``."""
+    return " ".join(f"{v}={os.environ[v]}" for v in ISA_CAPS if os.environ.get(v))
+
+
 def cpu_line() -> str:
     """One line naming the CPU and its instruction sets (printed with every figure)."""
     cpu, isa = cpu_info()
-    return f"CPU: {cpu}, {os.cpu_count()} cores, torch {torch.get_num_threads()} threads, ISA: {' '.join(isa) or 'none of ' + '/'.join(ISA_FLAGS)}"
+    caps = f" capped by {isa_caps()}" if isa_caps() else ""
+    return (f"CPU: {cpu}, {os.cpu_count()} cores, torch {torch.get_num_threads()} threads, "
+            f"ISA: {' '.join(isa) or 'none of ' + '/'.join(ISA_FLAGS)}{caps}")
 
 
 def machine() -> dict[str, Any]:
     """CPU model and instruction sets, cores, torch threads, GPU (if any), date."""
     cpu, isa = cpu_info()
     return {
-        "cpu": cpu, "isa": isa, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu": cpu, "isa": isa, "isa_caps": isa_caps(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M"),
     }

@@ -156,7 +156,8 @@ def render() -> str:
     """Markdown of the speed results found in bench/results/."""
     m = _load("machine.json") or machine()
     lines = [START, "## Speed (measured by `python bench/run_all.py`)", "",
-             f"CPU: {m['cpu']} ({', '.join(m.get('isa', [])) or 'ISA not recorded'}), {m['cores']} cores, torch "
+             f"CPU: {m['cpu']} ({', '.join(m.get('isa', [])) or 'ISA not recorded'}"
+             + (f"; kernels capped by `{m['isa_caps']}`" if m.get("isa_caps") else "") + f"), {m['cores']} cores, torch "
              f"{m['torch']} ({m['torch_threads']} threads), GPU: {m['gpu'] or 'none'}; measured {m['date']}"
              + (f"; the whole run took {m['wall_min']:.1f} min" if m.get("wall_min") else "") + ". "
              "The machine is shared: absolute rates vary with other load; the ratios compare runs made back to back.",

@@ -71,8 +71,13 @@ def bf16_supported() -> bool:
     return t["bfloat16"] <= t["float32"]
 
 
+#: environment variables that cap the instruction sets of torch's CPU kernels (ATen, oneDNN, MKL); with all three
+#: at AVX2 an AMX CPU runs bf16 as slowly as an AVX2-only one, so they are part of the measurement's cache key
+ISA_CAP_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
 def _cpu_id() -> str:
-    """CPU model, instruction-set flags and torch version: the measurement cache key."""
+    """CPU model, instruction-set flags, instruction-set caps and torch version: the measurement cache key."""
     import platform
 
     model, flags = platform.processor(), ""
@@ -84,7 +89,8 @@ def _cpu_id() -> str:
                 flags = line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{model}|{hashlib.sha256(flags.encode()).hexdigest()[:12]}|torch {torch.__version__}"
+    caps = ",".join(f"{v}={os.environ[v]}" for v in ISA_CAP_VARS if os.environ.get(v))
+    return f"{model}|{hashlib.sha256(flags.encode()).hexdigest()[:12]}|{caps}|torch {torch.__version__}"
 
 
 def measure_matmul(dtype: torch.dtype, n: int = 256, reps: int = 3) -> float:

@@ -113,6 +113,15 @@ def test_auto_dtype_follows_a_cached_measurement(monkeypatch, tmp_path):
     assert resolve_dtype("auto") is torch.float32 and len(calls) == 6
 
 
+def test_dtype_cache_key_follows_the_isa_caps(monkeypatch):
+    """Capping torch's kernels at AVX2 (how an AMX machine stands in for an AVX2-only one) is measured anew."""
+    for v in models.ISA_CAP_VARS:
+        monkeypatch.delenv(v, raising=False)
+    plain = models._cpu_id()
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    assert models._cpu_id() != plain and "ATEN_CPU_CAPABILITY=avx2" in models._cpu_id()
+
+
 # ----------------------------------------------------------------------------- bad specs
 def test_missing_dir(tmp_path):
     with pytest.raises(ModelError, match=r"not 'default', a \.gguf file, an existing model or adapter directory, "
