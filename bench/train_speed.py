@@ -89,7 +89,8 @@ def run_variant(name, base, tok, data, args) -> dict:
                      data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100))
     else:
         tr = WeightedTrainer(model=model, args=targs, train_dataset=ListDataset(ex), callbacks=[timer.cb],
-                             data_collator=WeightedCollator(tok.pad_token_id), trim_logits=name != "weighted_full")
+                             data_collator=WeightedCollator(tok.pad_token_id, cfg.padding_free),
+                             trim_logits=name != "weighted_full")
     tr.train()
     t = sum(timer.times[1:])
     n = args.batch_size * args.steps

@@ -54,29 +54,40 @@ def frozen_linears_in(model: Any, dtype: torch.dtype) -> Iterator[int]:
 
 
 class ShortRowAttention:
-    """Eager attention on CPU for batches of short rows, the model's own kernel (SDPA, flash) otherwise.
+    """Eager attention on CPU for batches of short rows, the model's own kernel (SDPA, flash) otherwise, and
+    sample-by-sample attention for padding-free (packed) batches.
 
     On a CPU, SDPA's flash-attention *backward* is slow for short rows: a LoRA training step of 16 QA rows of
     ~30 tokens spent 16 % of its time there, and the eager kernel (two small batched matmuls and a softmax) made the
     step 1.2× faster (Sapphire Rapids, bf16). Eager attention keeps the T × T probabilities for the backward, so
     rows longer than ``limit`` tokens keep the model's own kernel (16 MMLU rows of ~600 tokens needed 22 GB).
-    Used by the trainer and the gradient features, which switch per batch with :meth:`pick`.
+    A packed row gets :func:`rait.core.packed.packed_attention` unless the model's own kernel is a flash-attention
+    one (which reads the sample boundaries itself) or the model's attention is not plain causal
+    (:func:`rait.core.packed.supports`). Used by the trainer and the gradient features, which switch per batch
+    with :meth:`pick`.
 
     >>> from tests.tiny import make_tiny_model
     >>> att = ShortRowAttention(make_tiny_model())
-    >>> att.pick(30, "cpu"), att.pick(600, "cpu"), att.pick(30, "cuda") == att.own
-    ('eager', 'sdpa', True)
+    >>> att.pick(30, "cpu"), att.pick(600, "cpu"), att.pick(30, "cuda") == att.own, att.pick(600, "cpu", packed=True)
+    ('eager', 'sdpa', True, 'rait_packed')
     """
 
     def __init__(self, model: Any, limit: int = 256):
+        from rait.core import packed
+
         model = getattr(model, "module", model)  # DistributedDataParallel
         self.base = model.get_base_model() if hasattr(model, "get_base_model") else model
         self.own = getattr(self.base.config, "_attn_implementation", None) or "sdpa"
         self.current, self.limit = self.own, limit
+        self.packed = packed.register() if packed.supports(self.base.config) and "flash" not in self.own else None
 
-    def pick(self, longest: int, device_type: str) -> str:
-        """Switch the model to the kernel for a batch whose rows are ``longest`` tokens; returns its name."""
-        want = "eager" if device_type == "cpu" and longest <= self.limit else self.own
+    def pick(self, longest: int, device_type: str, packed: bool = False) -> str:
+        """Switch the model to the kernel for a batch whose rows are ``longest`` tokens (``packed``: one row of
+        samples back to back, ``position_ids`` restarting at each); returns its name."""
+        if packed and self.packed:
+            want = self.packed
+        else:
+            want = "eager" if device_type == "cpu" and longest <= self.limit else self.own
         if want != self.current:
             self.base.set_attn_implementation(want)
             self.current = want

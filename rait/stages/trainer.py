@@ -236,7 +236,7 @@ class WeightedTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D102
         weight = inputs.pop("weight", None)
         if self._attention is not None:
-            self._attention.pick(inputs["input_ids"].shape[1], inputs["input_ids"].device.type)
+            self._attention.pick(inputs["input_ids"].shape[1], inputs["input_ids"].device.type, "seq_idx" in inputs)
         loss_sum, ntok = per_sample_losses(model, inputs, self.trim_logits)
         w = torch.ones(loss_sum.shape[0], device=loss_sum.device) if weight is None else weight.to(loss_sum)
         if self.loss_reduction == "token_mean":

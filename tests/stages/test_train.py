@@ -258,8 +258,9 @@ def test_eval_on_saved_adapter_dir(tmp_path, tiny_model_dir, capsys):
 
 
 def test_bf16_fast_kernels_during_training_and_fp32_merge_after(tmp_path, tiny_model_dir):
-    """Inside bf16 training the frozen base weights are bf16 and short rows use eager attention; the saved merged
-    model is the fp32 base plus the adapter (the bf16 copies are gone before the merge)."""
+    """Inside bf16 training the frozen base weights are bf16 and packed batches use the sample-by-sample kernel
+    (padded short rows: eager attention); the saved merged model is the fp32 base plus the adapter (the bf16 copies
+    are gone before the merge)."""
     from transformers import TrainerCallback
 
     from rait.core.models import load_model
@@ -273,6 +274,10 @@ def test_bf16_fast_kernels_during_training_and_fp32_merge_after(tmp_path, tiny_m
 
     cfg = cfg_for(tmp_path, tiny_model_dir, "bfk", precision="bf16", epochs=1, lr=3e-3, save="both")
     train(cfg, callbacks=[Spy()])
+    assert seen and all(s == (torch.bfloat16, "rait_packed") for s in seen)
+    seen.clear()
+    train(cfg_for(tmp_path, tiny_model_dir, "bfk_padded", precision="bf16", epochs=1, padding_free=False),
+          callbacks=[Spy()])
     assert seen and all(s == (torch.bfloat16, "eager") for s in seen)
     merged_again, _ = load_model(str(Path(cfg.out) / "adapter"), dtype="float32")
     assert_same(weights(cfg.out), {k: v for k, v in merged_again.state_dict().items() if k in weights(cfg.out)},
