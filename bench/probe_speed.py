@@ -180,19 +180,25 @@ def _rait_backend(args: argparse.Namespace, dtype, prompts: list[str], g_fast: l
         print(f"greedy identical fp32 vs {dtype}: {sum(a == b for a, b in zip(g_fast, g_low))}/{len(prompts)}",
               flush=True)
     s = SamplingConfig(temperature=args.temperature, max_new_tokens=args.max_new_tokens, stop=["\n"])
+    prefilled = fast.prefill_tokens
     t = time.perf_counter()
     outs = fast.generate(prompts, args.k, s, seed=0)
     dt = time.perf_counter() - t
     n_ans = sum(len(o) for o in outs)
     n_tok = sum(c.n_tokens for o in outs for c in o)
     prompt_tok = sum(len(tok.encode(p, add_special_tokens=False)) for p in prompts)
+    run_tok = fast.prefill_tokens - prefilled  # the few-shot prefix the prompts share runs once per batch
     gflop_per_token = 2 * model.num_parameters() / 1e9
     tok_rate = n_tok / dt
     result["rait_hf"] = {
         "dtype": str(dtype).replace("torch.", ""), "seconds": round(dt, 2), "answers_per_s": round(n_ans / dt, 2),
         "tokens_per_s": round(tok_rate, 1), "mean_answer_tokens": round(n_tok / n_ans, 2),
-        # useful work = prompt prefill once per question + generated tokens
-        "roofline_fraction": round((prompt_tok + n_tok) / dt * gflop_per_token / result["matmul_gflops"], 3),
+        "prompt_tokens": prompt_tok, "prefill_tokens_run": run_tok,
+        # work done: the prompt tokens the sampler ran (shared prefix once per batch, no padding) + generated ones
+        "roofline_fraction": round((run_tok + n_tok) / dt * gflop_per_token / result["matmul_gflops"], 3),
+        # every prompt counted in full, as a sampler without prefix sharing would run it
+        "roofline_fraction_full_prompts": round((prompt_tok + n_tok) / dt * gflop_per_token
+                                                / result["matmul_gflops"], 3),
     }
 
 

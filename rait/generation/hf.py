@@ -72,6 +72,9 @@ class HFBackend:
             several answers per prompt, in one block reused by every batch and call
             (:class:`rait.generation.cache.KVArena`: the probe's heap stops growing batch after batch; greedy
             evaluation batches are small and keep a cache of their own size).
+
+    Attribute ``prefill_tokens``: prompt tokens :meth:`generate` has run through the model so far, a shared prefix
+    once per batch and no padding (the work done, for roofline figures).
     """
 
     name = "hf"
@@ -81,6 +84,7 @@ class HFBackend:
                  min_shared_prefix: int = 16):
         keep_freed_memory()
         self.min_shared_prefix = min_shared_prefix
+        self.prefill_tokens = 0
         self.max_score_tokens = max_score_tokens
         self.model = model
         self.tok = tokenizer
@@ -222,6 +226,7 @@ class HFBackend:
 
         shared = shared_prefix_len(seqs) if len(seqs) > 1 else 0
         shared = shared if shared >= self.min_shared_prefix > 0 else 0
+        self.prefill_tokens += shared + sum(len(q) - shared for q in seqs)
         cache = (reserved_cache(self._n_layers, max(len(q) for q in seqs) + s.max_new_tokens, arena)
                  if self.reserve_cache else DynamicCache(config=self.model.config))
         logits, cache, mask, pos = self._prefill(seqs, shared, cache)

@@ -135,11 +135,13 @@ def test_shared_prefix_prefilled_once_gives_the_same_answers(loaded, backend):
     assert shared_prefix_len(enc) >= backend.min_shared_prefix
     calls = []
     hook = model.register_forward_pre_hook(lambda m, a, kw: calls.append(kw["input_ids"].shape), with_kwargs=True)
+    before = backend.prefill_tokens
     try:
         outs = backend.generate(SHARED, n=1, sampling=_greedy(logprobs=True))
     finally:
         hook.remove()
     assert calls[0] == (1, shared_prefix_len(enc))  # the prefix, once
+    assert backend.prefill_tokens - before == sum(len(e) for e in enc) - 3 * shared_prefix_len(enc)  # 4 prompts
     assert calls[1][0] == 4 and calls[1][1] == max(len(e) for e in enc) - shared_prefix_len(enc)
     off = HFBackend(model, tok, batch_size=4, min_shared_prefix=0)
     for p, [c], [c0] in zip(SHARED, outs, off.generate(SHARED, n=1, sampling=_greedy(logprobs=True))):
