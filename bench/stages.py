@@ -51,6 +51,19 @@ def auto_n(gflops: float) -> int:
     return int(min(64, max(16, 16 * (gflops // 250))))
 
 
+def same_stage(name: str, names: list[str]) -> str | None:
+    """``name`` in another version's plan: itself, or without its seed suffix (f27074c built one training set per
+    method for all seeds: ``build:van``, where the current plans have ``build:van:0``).
+
+    >>> same_stage("build:van:0", ["data", "build:van"]), same_stage("probe_m0", ["data"])
+    ('build:van', None)
+    """
+    if name in names:
+        return name
+    base, _, seed = name.rpartition(":")
+    return base if seed.isdigit() and base in names else None
+
+
 def reduced_sets(n: int, root: Path, n_test: int | None = None) -> list[str]:
     """Overrides that reduce only the sizes: ``n`` pool items, ``n_test`` (default ``n``) test items, ``n // 2``
     rehearsal and training rows."""
@@ -191,9 +204,10 @@ def main(argv=None) -> int:
         todo = {label: needed(args.config, sets, wanted, path) for label, (sets, path) in runs.items()}
         for name in todo["now"]:
             for label, (sets, path) in runs.items():  # interleaved: the same stage of both versions back to back
-                if name not in todo[label]:
+                own = same_stage(name, todo[label])
+                if own is None:
                     raise SystemExit(f"the {label} code's plan has no stage {name!r}: {todo[label]}")
-                r = run_stage(args.config, sets, name, path)
+                r = run_stage(args.config, sets, own, path)
                 kind = KINDS.get(name)
                 if not kind:
                     continue
