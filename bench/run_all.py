@@ -6,14 +6,16 @@ JSON files this run wrote.
   measured matmul rate: 16 pool / 64 test items on an fp32 AVX2 CPU, where the whole run took 17.4 min with
   16 / 16 on 2026-12-02; 64 / 256 on an AMX CPU), the current code and the ``--baseline`` revision's code
   ("today") interleaved stage by stage.
+* ``stages_tqa``: ``train:van:0`` of ``configs/triviaqa_nq.yaml`` (and the probe it needs) on 128 pool items, now
+  vs today, when ``../shared/data`` is present: training on the benchmark's own rows, whose lengths vary.
 * ``probe``: naive HF ``generate`` loop vs rait's sampler vs llama.cpp, the demo's probe settings, same questions.
 * ``train``: rait's trainer vs the stock HF ``Trainer`` loss vs TRL ``SFTTrainer`` (padding-free), same rows.
 * ``grads``: LESS-style batch-1 gradient loop vs rait's batched per-sample gradients.
 
 Usage::
 
-    python bench/run_all.py                 # all four (5.8 min on a 2-core Sapphire Rapids, 2026-12-06)
-    python bench/run_all.py --only probe    # one of stages, probe, grads, train
+    python bench/run_all.py                 # all five (8.5 min on a 2-core Sapphire Rapids, 2026-12-06, --threads 1)
+    python bench/run_all.py --only probe    # one of stages, stages_tqa, probe, grads, train
     python bench/run_all.py --render-only   # re-render docs from bench/results/*.json
     python bench/run_all.py --threads 1     # torch threads of every benchmark (default: torch's choice)
 
@@ -190,9 +192,10 @@ def render() -> str:
                   "mean loss over the run's optimizer steps (its manifest). `train:van` trains both versions on the "
                   "same rows with the same seed, so its two losses must agree within bf16 rounding; the rehearsal "
                   "rows are chosen from each version's own probe, so its losses differ with the rows."
-                  + (f" The row \"on TriviaQA rows\" is `train:{VANILLA}:0` of `configs/triviaqa_nq.yaml` with "
-                     f"{tqa['n']} pool items ({tqa['n'] // 2} training rows of TriviaQA questions, 46–133 tokens: "
-                     "random batches of 16 carry about 30 % padding)." if tqa else ""), "",
+                  + (f" The rows \"on TriviaQA rows\" are `train:{VANILLA}:0` of `configs/triviaqa_nq.yaml` and the "
+                     f"probe it needs, with {tqa['n']} pool items (3-shot prompts, k = 10; {tqa['n'] // 2} training rows "
+                     "of TriviaQA questions, 46–133 tokens, so random batches of 16 carry about 30 % padding)."
+                     if tqa else ""), "",
                   "| stage | today | now | ratio | work ratio | wall now / today | peak RSS now / today | roofline share "
                   "| training loss now / today |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- |", *stage_rows(st), *stage_rows(tqa, " on TriviaQA rows"), ""]
