@@ -26,13 +26,17 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Sequence
 
 import torch
 
+from rait.core import packed
 from rait.generation.base import Completion, SamplingConfig
 from rait.generation.batching import length_batches, prefix_batches, shared_prefix_len
 from rait.generation.cache import KVArena, keep_freed_memory, reserved_cache
+from rait.generation.cascade import active as cascade_active
+from rait.generation.cascade import capturing, cascade_cache, is_cascade
 
 __all__ = ["HFBackend", "cache_kwarg", "shared_prefix_len"]
 
@@ -72,6 +76,9 @@ class HFBackend:
             several answers per prompt, in one block reused by every batch and call
             (:class:`rait.generation.cache.KVArena`: the probe's heap stops growing batch after batch; greedy
             evaluation batches are small and keep a cache of their own size).
+        cascade: with a shared prefix, keep its keys and values once per batch instead of once per row and attend
+            to them with one matrix product for all rows (:mod:`rait.generation.cascade`; models with plain
+            causal attention under SDPA or eager kernels).
 
     Attribute ``prefill_tokens``: prompt tokens :meth:`generate` has run through the model so far, a shared prefix
     once per batch and no padding (the work done, for roofline figures).
@@ -81,7 +88,7 @@ class HFBackend:
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 32, max_rows: int = 512,
                  max_kv_mb: float = 1024, reserve_cache: bool = True, max_score_tokens: int = 8192,
-                 min_shared_prefix: int = 16):
+                 min_shared_prefix: int = 16, cascade: bool = True):
         keep_freed_memory()
         self.min_shared_prefix = min_shared_prefix
         self.prefill_tokens = 0
@@ -98,6 +105,8 @@ class HFBackend:
         self._kv_bytes = 2 * self._n_layers * kv_heads * head_dim * next(model.parameters()).element_size()
         full = all(t == "full_attention" for t in (getattr(cfg, "layer_types", None) or ["full_attention"]))
         self.reserve_cache = reserve_cache and full and not getattr(cfg, "sliding_window", None)
+        own = getattr(model.config, "_attn_implementation", None) or "sdpa"
+        self.cascade = cascade and self.reserve_cache and packed.supports(model.config) and own in ("sdpa", "eager")
         self.device = next(model.parameters()).device
         eos = set()
         for src in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
@@ -227,8 +236,17 @@ class HFBackend:
         shared = shared_prefix_len(seqs) if len(seqs) > 1 else 0
         shared = shared if shared >= self.min_shared_prefix > 0 else 0
         self.prefill_tokens += shared + sum(len(q) - shared for q in seqs)
-        cache = (reserved_cache(self._n_layers, max(len(q) for q in seqs) + s.max_new_tokens, arena)
-                 if self.reserve_cache else DynamicCache(config=self.model.config))
+        positions = max(len(q) for q in seqs) + s.max_new_tokens
+        if shared and self.cascade:  # the shared prefix cached once, every row's own positions beside it
+            cache = cascade_cache(self._n_layers, positions - shared, arena)
+        else:
+            cache = (reserved_cache(self._n_layers, positions, arena) if self.reserve_cache
+                     else DynamicCache(config=self.model.config))
+        with cascade_active(self.model, cache):
+            return self._sample(seqs, shared, cache, n, s, gen, stop_mask)
+
+    def _sample(self, seqs, shared: int, cache, n: int, s: SamplingConfig, gen, stop_mask) -> list[Completion]:
+        """Prefill ``seqs`` into ``cache``, then sample ``n`` completions of each (rows dropped as they finish)."""
         logits, cache, mask, pos = self._prefill(seqs, shared, cache)
         if n > 1:
             cache.batch_repeat_interleave(n)
@@ -291,9 +309,11 @@ class HFBackend:
             mask = torch.cat([torch.ones((len(seqs), shared), dtype=mask.dtype, device=mask.device), mask], dim=1)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         if shared:
-            _, cache = self._forward(torch.tensor([list(seqs[0][:shared])], device=self.device), mask[:1, :shared],
-                                     pos[:1, :shared], cache)
-            cache.batch_repeat_interleave(len(seqs))
+            with capturing(cache) if is_cascade(cache) else contextlib.nullcontext():
+                _, cache = self._forward(torch.tensor([list(seqs[0][:shared])], device=self.device),
+                                         mask[:1, :shared], pos[:1, :shared], cache)
+            if not is_cascade(cache):  # a cascade cache keeps the prefix as one row
+                cache.batch_repeat_interleave(len(seqs))
         logits, cache = self._forward(ids, mask, pos[:, shared:], cache)
         return logits, cache, mask, pos
 
