@@ -42,10 +42,14 @@ def test_sampler_with_the_prefix_cached_once_gives_the_same_completions(loaded, 
     monkeypatch.setattr(cascade, "attend", lambda q, pre, own, *a, **k: calls.append(pre[0].shape[0]) or real(
         q, pre, own, *a, **k))
     s = SamplingConfig(temperature=0.0 if n == 1 else 0.8, max_new_tokens=10, logprobs=True)
-    on = HFBackend(model, tok, batch_size=4).generate(SHARED, n=n, sampling=s, seed=3)
+    on_be = HFBackend(model, tok, batch_size=4)
+    on = on_be.generate(SHARED, n=n, sampling=s, seed=3)
     assert calls and set(calls) == {1}  # one prefix row for every batch row
     assert model.config._attn_implementation != cascade.CASCADE  # the model's own kernel is put back
-    off = HFBackend(model, tok, batch_size=4, cascade=False).generate(SHARED, n=n, sampling=s, seed=3)
+    off_be = HFBackend(model, tok, batch_size=4, cascade=False)
+    off = off_be.generate(SHARED, n=n, sampling=s, seed=3)
+    if n > 1:  # the KV arena holds each row's own positions only: the shared prefix is outside it
+        assert 0 < on_be._arena.nbytes() < off_be._arena.nbytes()
     for a, b in zip(on, off):
         assert [c.text for c in a] == [c.text for c in b]
         for ca, cb in zip(a, b):
