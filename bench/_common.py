@@ -12,9 +12,6 @@ from typing import Any
 import torch
 
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
-#: environment variables that cap the instruction sets torch's kernels use (ATen, oneDNN, MKL): with all three set
-#: to AVX2, an AMX CPU runs as an AVX2-only one does (bf16 matmul emulated, ~1 GFLOP/s), see docs/speed.md
-ISA_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 
 
 def cpu_info() -> tuple[str, list[str]]:
@@ -33,8 +30,11 @@ def cpu_info() -> tuple[str, list[str]]:
 
 
 def isa_caps() -> str:
-    """The instruction-set caps in force (``""`` if none), e.g. ``ATEN_CPU_CAPABILITY=avx2 ...``."""
-    return " ".join(f"{v}={os.environ[v]}" for v in ISA_CAPS if os.environ.get(v))
+    """The instruction-set caps in force (``""`` if none), e.g. ``ATEN_CPU_CAPABILITY=avx2 ...``: with ATen, oneDNN
+    and MKL capped at AVX2 an AMX CPU runs as an AVX2-only one does (see docs/speed.md)."""
+    from rait.core.models import ISA_CAP_VARS  # the variables the auto-dtype measurement keys its cache on
+
+    return " ".join(f"{v}={os.environ[v]}" for v in ISA_CAP_VARS if os.environ.get(v))
 
 
 def cpu_line() -> str:

@@ -220,7 +220,7 @@ class HFBackend:
         results: list[list[Completion] | None] = [None] * len(prompts)
         positions = max((len(e) for e in encoded), default=0) + s.max_new_tokens
         per_batch = self._per_batch(positions, n)
-        common = shared_prefix_len(encoded) if self.cascade and len(encoded) > 1 else 0
+        common = shared_prefix_len(encoded) if self.cascade and n > 1 and len(encoded) > 1 else 0
         positions -= common if common >= self.min_shared_prefix > 0 else 0  # a cascade cache holds it once
         arena = None
         if self.reserve_cache and n > 1:  # k samples per prompt: one cache block for every batch of every call
