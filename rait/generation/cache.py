@@ -1,68 +1,37 @@
-"""Memory-allocator setting that makes CPU decoding with a growing KV cache fast, for the decoding loop only.
+"""Memory-allocator setting that makes CPU decoding with a growing KV cache fast.
 
 transformers' dynamic KV cache grows by ``torch.cat`` every generated token; each step allocates fresh tensors of
 tens of MB. glibc serves such sizes with ``mmap`` and returns them with ``munmap``, so every step page-faults the
-whole cache again — measured here, 12 decode steps of 320 rows took 75 s instead of 4.4 s. :func:`freed_memory_kept`
-raises glibc's mmap threshold so large blocks come from (and return to) the heap while a sampler runs, and puts
-glibc's initial thresholds back afterwards: left in force, the setting slowed the stages that follow in the same
-process (a gradient stage after a probe and three training stages, in one process: 1.23× slower than before
-them with the setting left on, 1.04× and 1.11× with the thresholds put back; one run each, docs/speed.md).
+whole cache again — measured here, 12 decode steps of 320 rows took 75 s instead of 4.4 s. :func:`keep_freed_memory`
+raises glibc's mmap threshold so large blocks come from (and return to) the heap.
 
 Example:
-    >>> from rait.generation.cache import freed_memory_kept
-    >>> with freed_memory_kept() as on:
-    ...     on in (True, False)
+    >>> from rait.generation.cache import keep_freed_memory
+    >>> keep_freed_memory() in (True, False)
     True
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-from typing import TYPE_CHECKING, Iterator
+import functools
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only; torch is imported inside the functions, as before
     import torch
 
-#: glibc's initial M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (128 KiB)
-MALLOC_DEFAULT = 128 * 1024
-_depth = [0]  # nesting of freed_memory_kept blocks (one sampler at a time per process)
 
-
-def _mallopt(mmap_threshold: int, trim_threshold: int) -> bool:
-    """Set glibc's mmap and trim thresholds; False if not on glibc."""
+@functools.lru_cache(maxsize=1)
+def keep_freed_memory() -> bool:
+    """Ask glibc to serve large allocations from the heap and keep freed memory; False if not on glibc."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
-    ok_mmap = libc.mallopt(m_mmap_threshold, mmap_threshold)
-    ok_trim = libc.mallopt(m_trim_threshold, trim_threshold)
+    ok_mmap = libc.mallopt(m_mmap_threshold, 1 << 30)
+    ok_trim = libc.mallopt(m_trim_threshold, (1 << 31) - 1)
     return bool(ok_mmap and ok_trim)
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc to serve large allocations from the heap and keep freed memory; False if not on glibc."""
-    return _mallopt(1 << 30, (1 << 31) - 1)
-
-
-def default_freed_memory() -> bool:
-    """Put glibc's initial thresholds back (large blocks from ``mmap``, the heap trimmed); False if not on glibc."""
-    return _mallopt(MALLOC_DEFAULT, MALLOC_DEFAULT)
-
-
-@contextlib.contextmanager
-def freed_memory_kept() -> Iterator[bool]:
-    """:func:`keep_freed_memory` for the block, :func:`default_freed_memory` on leaving the outermost block;
-    yields whether the setting is in force (False if not on glibc)."""
-    on = keep_freed_memory() if _depth[0] == 0 else True
-    _depth[0] += 1
-    try:
-        yield on
-    finally:
-        _depth[0] -= 1
-        if _depth[0] == 0 and on:
-            default_freed_memory()
 
 
 def release_freed_memory() -> bool:

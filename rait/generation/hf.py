@@ -11,7 +11,7 @@ What makes it fast compared with ``model.generate(num_return_sequences=k)``:
 * **Length buckets**: prompts are sorted by length before batching, so little padding is prefilled.
 * **bf16** where the hardware runs it fast (AMX / AVX512-BF16 CPUs, recent GPUs).
 * **Cheap sampling**: inverse-CDF sampling (one uniform per row) instead of ``torch.multinomial``, and glibc told
-  to keep freed memory while it decodes (see :mod:`rait.generation.cache`).
+  to keep freed memory (see :mod:`rait.generation.cache`).
 
 Results are deterministic for a given (prompts, n, sampling, seed, batch_size): sampling uses one seeded
 ``torch.Generator`` per call, and batching depends only on the prompts.
@@ -34,7 +34,7 @@ import torch
 from rait.core import packed
 from rait.generation.base import Completion, SamplingConfig
 from rait.generation.batching import length_batches, prefix_batches, shared_prefix_len
-from rait.generation.cache import KVArena, freed_memory_kept, reserved_cache
+from rait.generation.cache import KVArena, keep_freed_memory, reserved_cache
 from rait.generation.cascade import active as cascade_active
 from rait.generation.cascade import capturing, cascade_cache, is_cascade
 
@@ -91,6 +91,7 @@ class HFBackend:
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 32, max_rows: int = 512,
                  max_kv_mb: float = 1024, reserve_cache: bool = True, max_score_tokens: int = 8192,
                  min_shared_prefix: int = 16, cascade: bool = True):
+        keep_freed_memory()
         self.min_shared_prefix = min_shared_prefix
         self.prefill_tokens = 0
         self.max_score_tokens = max_score_tokens
@@ -227,11 +228,10 @@ class HFBackend:
             self._arena.reshape(per_batch * n, positions)
             arena = self._arena
         stop_mask = self._stop_mask(tuple(s.stop))
-        with freed_memory_kept():  # for the decoding loop only: left on, it slowed later stages of the process
-            for batch in self._batches([len(e) for e in encoded], per_batch):
-                outs = self._generate_batch([encoded[i] for i in batch], n, s, gen, stop_mask, arena)
-                for j, i in enumerate(batch):
-                    results[i] = outs[j * n: (j + 1) * n]
+        for batch in self._batches([len(e) for e in encoded], per_batch):
+            outs = self._generate_batch([encoded[i] for i in batch], n, s, gen, stop_mask, arena)
+            for j, i in enumerate(batch):
+                results[i] = outs[j * n: (j + 1) * n]
         return results  # type: ignore[return-value]
 
     def _generate_batch(self, seqs, n, s: SamplingConfig, gen, stop_mask, arena=None) -> list[Completion]:
@@ -354,12 +354,11 @@ class HFBackend:
             cand_ids.append(ids[0])
         encoded = self._encode(prompts)
         out: list[list[float] | None] = [None] * len(prompts)
-        with freed_memory_kept():
-            for batch, shared in self._score_batches(encoded):
-                logits = self._last_logits([encoded[i] for i in batch], shared)
-                probs = torch.softmax(logits.float(), dim=-1)[:, cand_ids]
-                for j, i in enumerate(batch):
-                    out[i] = probs[j].tolist()
+        for batch, shared in self._score_batches(encoded):
+            logits = self._last_logits([encoded[i] for i in batch], shared)
+            probs = torch.softmax(logits.float(), dim=-1)[:, cand_ids]
+            for j, i in enumerate(batch):
+                out[i] = probs[j].tolist()
         return out  # type: ignore[return-value]
 
     @torch.inference_mode()
@@ -367,16 +366,15 @@ class HFBackend:
         """Probability of each text's last token given the rest (opencompass ``get_last_token_prob``)."""
         encoded = self._encode(texts)
         out: list[float | None] = [None] * len(texts)
-        with freed_memory_kept():
-            for batch in self._batches([len(e) - 1 for e in encoded], self.batch_size, self.max_score_tokens):
-                seqs = [encoded[i] for i in batch]
-                ids, mask = self._left_pad([s[:-1] for s in seqs])
-                pos = (mask.cumsum(-1) - 1).clamp(min=0)
-                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1,
-                                    use_cache=False).logits
-                probs = torch.softmax(logits[:, -1, :].float(), dim=-1)
-                last = torch.tensor([s[-1] for s in seqs], device=probs.device)
-                vals = probs.gather(1, last[:, None])[:, 0].tolist()
-                for j, i in enumerate(batch):
-                    out[i] = vals[j]
+        for batch in self._batches([len(e) - 1 for e in encoded], self.batch_size, self.max_score_tokens):
+            seqs = [encoded[i] for i in batch]
+            ids, mask = self._left_pad([s[:-1] for s in seqs])
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1,
+                                use_cache=False).logits
+            probs = torch.softmax(logits[:, -1, :].float(), dim=-1)
+            last = torch.tensor([s[-1] for s in seqs], device=probs.device)
+            vals = probs.gather(1, last[:, None])[:, 0].tolist()
+            for j, i in enumerate(batch):
+                out[i] = vals[j]
         return out  # type: ignore[return-value]

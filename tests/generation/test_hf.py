@@ -507,20 +507,3 @@ def test_release_freed_memory_returns_a_fragmented_heap_to_the_os():
     del big
     assert release_freed_memory()
     assert rss_gb() < held - 0.4
-
-
-def test_freed_memory_kept_only_while_generating(loaded, monkeypatch):
-    """The sampler's glibc setting is in force during generate() and glibc's initial thresholds come back after:
-    left on, it slowed the stages that followed in the same process."""
-    from rait.generation import cache
-
-    calls = []
-    monkeypatch.setattr(cache, "_mallopt", lambda mmap, trim: calls.append((mmap, trim)) or True)
-    be = HFBackend(*loaded, batch_size=4)
-    assert calls == []  # constructing a backend changes nothing
-    be.generate(["a b", "c d e"], n=2, sampling=SamplingConfig(temperature=1.0, max_new_tokens=3))
-    assert calls == [(1 << 30, (1 << 31) - 1), (cache.MALLOC_DEFAULT, cache.MALLOC_DEFAULT)]
-    with cache.freed_memory_kept():  # nested: only the outermost block sets and restores
-        be.generate(["a b"], n=1, sampling=SamplingConfig(temperature=0.0, max_new_tokens=2))
-        assert len(calls) == 3
-    assert calls[-1] == (cache.MALLOC_DEFAULT, cache.MALLOC_DEFAULT) and len(calls) == 4
