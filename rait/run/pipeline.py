@@ -5,7 +5,8 @@ The stages come from the methods' registrations (:mod:`rait.methods`): each meth
 needs, and :mod:`rait.run.providers` says which stage writes each kind. Trained methods then get build → train (per
 seed) → eval (per test set); training-free methods get their own eval hook (the untrained baselines). The YAML
 is checked at load time against every stage's typed config (unknown keys are an error with a did-you-mean, in
-``--dry-run`` too), and each stage calls its stage function with its typed config in-process.
+``--dry-run`` too), and each stage calls its stage function with its typed config, in a fresh worker process of its
+own (``isolate``, :mod:`rait.run.isolate`) or, with ``isolate: false``, in this one.
 
 Every stage writes under ``runs/<name>/<stage>/`` and the pipeline records a ``.stage.json`` marker holding the
 stage's *key*: a hash of its typed config and the keys of the stages it reads from (a Merkle chain). A rerun
@@ -104,6 +105,8 @@ class RunConfig:
     train: dict = option({}, "rait train settings (TrainConfig fields: epochs, lr, batch_size, ...)")
     eval: dict = option({}, "rait eval settings (EvalConfig fields: max_new_tokens, batch_size, n_boot, ...)")
     report: bool = option(True, "write report.md / report.html at the end")
+    isolate: bool = option(True, "run each stage in a fresh worker process, so that no stage inherits the memory "
+                                 "state of the ones before it (rait.run.isolate); false: all in this process")
 
     def __post_init__(self) -> None:
         for p in self.plugins:
@@ -336,9 +339,8 @@ def execute(plan: Plan, dry_run: bool = False, log: Callable[[str], None] = prin
             atomic_write_text(started, json.dumps({"key": st.key}) + "\n")
         log(clock.start(st.name))
         t0 = time.time()
-        st.fn()
+        _run_stage(plan, st)
         timings[st.name] = round(time.time() - t0, 2)
-        _release_freed_memory()  # a stage's peak is not kept resident for the rest of the run
         atomic_write_text(plan._marker(st), json.dumps({
             "key": st.key, "seconds": timings[st.name], "config": spec(st.cfg),
             "files": safety.list_files(st.out) if st.name != "aggregate" else None}, sort_keys=True) + "\n")
@@ -347,10 +349,16 @@ def execute(plan: Plan, dry_run: bool = False, log: Callable[[str], None] = prin
     return timings
 
 
-def _release_freed_memory() -> None:
+def _run_stage(plan: Plan, st: Stage) -> None:
+    """In a fresh worker (``isolate``), or here, giving the stage's freed peak back to the system afterwards."""
+    if plan.cfg.isolate:
+        from rait.run.isolate import config_data, run_in_worker
+
+        return run_in_worker(config_data(plan.cfg), st.name, st.key)
     from rait.generation.cache import release_freed_memory
 
-    release_freed_memory()
+    st.fn()
+    release_freed_memory()  # a stage's peak is not kept resident for the rest of the run
 
 
 def run(config: str | Path | RunConfig, overrides: list[str] = (), dry_run: bool = False) -> Plan:

@@ -1,0 +1,98 @@
+"""rait.run.isolate: every stage in a fresh worker gives the in-process results; a worker's error or death comes back
+to the parent as a clear message naming the stage, and nothing is marked done."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rait.cli import main
+from rait.core.config import load_yaml
+from rait.errors import RaitError
+from rait.run.isolate import config_data, describe_exit, run_in_worker
+from rait.run.pipeline import Plan, RunConfig, execute
+
+FAILING = '''
+import os, signal
+from dataclasses import dataclass
+from rait.errors import DataError
+from rait.methods import register
+
+@dataclass
+class C:
+    how: str = "data"
+
+@register("toy_fail", "fails in its eval hook", C, needs=(), trains=False)
+def evaluate(ctx):
+    if ctx.cfg.how == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    raise DataError(ctx.data, 7, "broken on purpose")  # a constructor that pickle cannot call with the message
+'''
+
+
+@pytest.fixture(autouse=True)
+def _registries(monkeypatch):
+    """The plugin's registration is gone after each test (the registries are process-wide)."""
+    from rait.methods import REGISTRY
+
+    REGISTRY.names()
+    monkeypatch.setattr(REGISTRY, "_items", dict(REGISTRY._items))
+
+
+def _items(root: Path) -> dict[str, list]:
+    rows = lambda p: [(r["id"], r["output"], r["verdict"], r["confidence"]) for r in map(json.loads, p.open())]  # noqa: E731
+    return {str(p.relative_to(root)): rows(p) for p in sorted(root.glob("eval/*/*/*/items.jsonl"))}
+
+
+def test_isolated_run_gives_the_in_process_results(tiny_run):
+    cfg = yaml.safe_load(tiny_run.read_text())
+    roots = {}
+    for isolate in (True, False):
+        cfg.update(isolate=isolate, name=f"iso{isolate}", methods=["init_basic", "van", "craft"])
+        tiny_run.write_text(yaml.safe_dump(cfg))
+        plan = Plan(load_yaml(RunConfig, tiny_run))
+        assert set(execute(plan, log=lambda m: None)) == set(plan.stages)
+        roots[isolate] = plan.root
+    a, b = _items(roots[True]), _items(roots[False])
+    assert len(a) == 6 and a == b  # 3 methods × id/ood, same outputs, verdicts and confidences item by item
+    same = [(roots[x] / "probe" / "m0" / "table.jsonl").read_bytes() for x in (True, False)]
+    assert same[0] == same[1]
+
+
+def _failing_run(tiny_run, how: str) -> Path:
+    plugin = tiny_run.parent / "toy_fail.py"
+    plugin.write_text(FAILING)
+    cfg = yaml.safe_load(tiny_run.read_text())
+    cfg.update(plugins=[str(plugin)], methods=["toy_fail"], method_config={"toy_fail": {"how": how}})
+    tiny_run.write_text(yaml.safe_dump(cfg))
+    return tiny_run
+
+
+def test_a_stage_error_comes_back_with_its_message(tiny_run, capsys):
+    assert main(["run", str(_failing_run(tiny_run, "data"))]) == 2
+    err = capsys.readouterr().err
+    assert "id.jsonl:7: broken on purpose" in err and "Traceback" not in err
+    root = tiny_run.parent / "runs" / "tiny"
+    assert (root / "eval/init_basic/seed0/id/.stage.json").exists()  # the stages before it finished and count
+    assert not (root / "eval/toy_fail/seed0/id/.stage.json").exists()
+
+
+def test_a_killed_worker_is_reported_with_its_signal(tiny_run, capsys):
+    assert main(["run", str(_failing_run(tiny_run, "kill"))]) == 2
+    err = capsys.readouterr().err
+    assert "stage eval:toy_fail:0:id: its worker process was killed by signal 9 (SIGKILL: out of memory?)" in err
+    assert "run the same command again to resume it" in err
+    assert not (tiny_run.parent / "runs/tiny/eval/toy_fail/seed0/id/.stage.json").exists()
+
+
+def test_the_worker_checks_it_runs_the_parents_stage(tiny_run):
+    cfg = load_yaml(RunConfig, tiny_run)
+    with pytest.raises(RaitError, match="stage data: the worker derived a different plan"):
+        run_in_worker(config_data(cfg), "data", "not-the-key")
+
+
+def test_exit_codes_in_words():
+    assert describe_exit(1) == "exited with code 1"
+    assert describe_exit(-11) == "was killed by signal 11 (SIGSEGV)"
+    assert describe_exit(None) == "stopped answering"
