@@ -10,8 +10,10 @@ How: workers are forked from a ``forkserver`` process (``spawn`` where the platf
 imported torch, transformers and the stages once, so a stage starts in a fraction of a second instead of paying
 the imports again. The forkserver never runs a tensor operation itself: forking a process whose OpenMP thread
 pool is live hangs the child (GNU libgomp), which is why a plain ``fork`` of the pipeline process is not used.
-The worker rebuilds the plan from the run config (plugins included), checks that it derives the same stage key
-as the parent and runs that stage; an error comes back to the parent with its message, a worker killed by the
+The worker takes over the state of the process that runs ``rait run`` *now* (environment, working directory,
+``sys.path``, torch's thread count, ``-q``/``-v`` and ``--force``: the forkserver may have started stages ago),
+rebuilds the plan from the run config (plugins included), checks that it derives the same stage key as the
+parent and runs that stage; an error comes back to the parent with its message, a worker killed by the
 system (out of memory) is reported with its signal.
 
 Example::
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing as mp
+import os
 import pickle
 import signal
 import sys
@@ -62,7 +65,7 @@ def run_in_worker(data: dict[str, Any], name: str, key: str) -> None:
     """
     ctx = _context()
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_work, args=(data, name, key, send), name=f"rait-stage-{name}")
+    proc = ctx.Process(target=_work, args=(_process_state(), data, name, key, send), name=f"rait-stage-{name}")
     proc.start()
     send.close()
     try:
@@ -97,9 +100,37 @@ def describe_exit(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-def _work(data: dict[str, Any], name: str, key: str, conn: Any) -> None:
-    """Worker body: rebuild the plan, check the stage key, run the stage, send back ``None`` or the error."""
+def _process_state() -> dict[str, Any]:
+    """What a stage of this process would see that the forkserver, started earlier, may not have."""
+    from rait.core import progress, safety
+
+    torch = sys.modules.get("torch")
+    return {"env": dict(os.environ), "cwd": os.getcwd(), "sys_path": list(sys.path),
+            "threads": torch.get_num_threads() if torch else None, "force": safety._force,
+            "verbosity": progress._level if progress._handler is not None else None}
+
+
+def _adopt(state: dict[str, Any]) -> None:
+    from rait.core import progress, safety
+
+    os.environ.clear()
+    os.environ.update(state["env"])
+    os.chdir(state["cwd"])
+    sys.path[:] = state["sys_path"]
+    if state["threads"]:
+        import torch
+
+        torch.set_num_threads(state["threads"])
+    safety.set_force(state["force"])
+    if state["verbosity"] is not None:
+        progress.setup_logging(state["verbosity"])
+
+
+def _work(state: dict[str, Any], data: dict[str, Any], name: str, key: str, conn: Any) -> None:
+    """Worker body: adopt the parent's state, rebuild the plan, check the stage key, run the stage, send back
+    ``None`` or the error."""
     try:
+        _adopt(state)
         from rait.core.config import from_dict
         from rait.run.pipeline import Plan, RunConfig
 

@@ -14,9 +14,9 @@ from rait.run.isolate import config_data, describe_exit, run_in_worker
 from rait.run.pipeline import Plan, RunConfig, execute
 
 FAILING = '''
-import os, signal
+import json, os, signal
 from dataclasses import dataclass
-from rait.errors import DataError
+from rait.errors import DataError, RaitError
 from rait.methods import register
 
 @dataclass
@@ -27,6 +27,13 @@ class C:
 def evaluate(ctx):
     if ctx.cfg.how == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if ctx.cfg.how == "state":
+        import torch
+        from rait.core import progress, safety
+
+        raise RaitError("state " + json.dumps({"env": os.environ.get("RAIT_TOY"), "cwd": os.getcwd(),
+                                                "threads": torch.get_num_threads(), "quiet": progress.quiet(),
+                                                "forced": safety.forced()}))
     raise DataError(ctx.data, 7, "broken on purpose")  # a constructor that pickle cannot call with the message
 '''
 
@@ -84,6 +91,25 @@ def test_a_killed_worker_is_reported_with_its_signal(tiny_run, capsys):
     assert "stage eval:toy_fail:0:id: its worker process was killed by signal 9 (SIGKILL: out of memory?)" in err
     assert "run the same command again to resume it" in err
     assert not (tiny_run.parent / "runs/tiny/eval/toy_fail/seed0/id/.stage.json").exists()
+
+
+def test_the_worker_sees_the_state_of_this_process_now(tiny_run, capsys, monkeypatch, tmp_path):
+    import torch
+
+    run_yaml = _failing_run(tiny_run, "state")
+    with pytest.raises(RaitError):  # the forkserver is running before the state below changes
+        run_in_worker(config_data(load_yaml(RunConfig, run_yaml)), "data", "not-the-key")
+    monkeypatch.setenv("RAIT_TOY", "set late")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["-q", "--force", "run", str(run_yaml)]) == 2
+    finally:
+        torch.set_num_threads(threads)
+    state = json.loads(capsys.readouterr().err.split("state ", 1)[1].strip())
+    assert state == {"env": "set late", "cwd": str(tmp_path / "elsewhere"), "threads": 1, "quiet": True, "forced": True}
 
 
 def test_the_worker_checks_it_runs_the_parents_stage(tiny_run):
