@@ -134,17 +134,24 @@ def _work(state: dict[str, Any], data: dict[str, Any], name: str, key: str, conn
         from rait.core.config import from_dict
         from rait.run.pipeline import Plan, RunConfig
 
-        plan = Plan(from_dict(RunConfig, data))
+        try:
+            plan = Plan(from_dict(RunConfig, data))
+        except RaitError as e:
+            raise RaitError(f"stage {name}: the worker could not rebuild the run config: {e}. {_HINT}") from None
         st = plan.stages.get(name)
         if st is None or st.key != key:
             raise RaitError(f"stage {name}: the worker derived a different plan from the run config than rait run "
-                            "did (a plugin or file that changed while the run was starting?)")
+                            f"did. {_HINT}")
         st.fn()
         conn.send(None)
     except BaseException as e:  # noqa: BLE001 — every failure goes back to the parent
         conn.send(_portable(e))
     finally:
         conn.close()
+
+
+_HINT = ("A worker sees what the run config's `plugins` register, not what was registered in the calling Python "
+         "process; list such methods, backends or artifact kinds under `plugins`, or run with isolate: false")
 
 
 def _portable(e: BaseException) -> BaseException:

@@ -118,6 +118,19 @@ def test_the_worker_checks_it_runs_the_parents_stage(tiny_run):
         run_in_worker(config_data(cfg), "data", "not-the-key")
 
 
+def test_a_method_registered_only_in_this_process_is_explained(tiny_run, capsys):
+    from dataclasses import make_dataclass
+
+    from rait.methods import register
+
+    register("toy_here", "registered in the test process", make_dataclass("C", []), needs=(), trains=False)(print)
+    cfg = yaml.safe_load(tiny_run.read_text())
+    tiny_run.write_text(yaml.safe_dump({**cfg, "methods": ["toy_here"]}))
+    with pytest.raises(RaitError, match="unknown method 'toy_here'.*list such methods, backends or artifact kinds "
+                                        "under `plugins`, or run with isolate: false"):
+        execute(Plan(load_yaml(RunConfig, tiny_run)), log=lambda m: None)
+
+
 def test_exit_codes_in_words():
     assert describe_exit(1) == "exited with code 1"
     assert describe_exit(-11) == "was killed by signal 11 (SIGSEGV)"
