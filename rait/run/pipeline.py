@@ -329,14 +329,15 @@ def execute(plan: Plan, dry_run: bool = False, log: Callable[[str], None] = prin
             log(f"[run ] {st.name}: {json.dumps(spec(st.cfg), sort_keys=True)}")
             continue
         started = st.out / ".stage-started.json"
-        if st.name != "aggregate" and st.out.exists() and (
-                not started.exists() or json.loads(started.read_text()).get("key") != st.key):
+        resume = started.exists() and json.loads(started.read_text()).get("key") == st.key
+        if st.name != "aggregate" and st.out.exists() and not resume:
             # outputs of other settings: start clean, deleting only what rait wrote (same key: resume inside)
             safety.clear_stage_dir(st.out, *safety.stage_record(st.out), f"settings of stage {st.name} changed",
                                    log=log)
         if st.name != "aggregate":
             safety.clean_stale_temps(st.out, log)
-            atomic_write_text(started, json.dumps({"key": st.key}) + "\n")
+            if not resume:  # its time stamp is the first start: what the stage wrote since then is rait's
+                atomic_write_text(started, json.dumps({"key": st.key}) + "\n")
         log(clock.start(st.name))
         t0 = time.time()
         _run_stage(plan, st)

@@ -217,7 +217,7 @@ def _kill_and_resume(tiny_run, tmp_path, monkeypatch, k):
     from rait.core.config import load_yaml
     from rait.run.pipeline import Plan, RunConfig, execute
 
-    path = _small_run(tiny_run)
+    path = _small_run(tiny_run, isolate=False)  # the kill is injected by a monkeypatch, which only this process sees
     ref_plan = Plan(load_yaml(RunConfig, path, [f"name=ref{k}"]))
     execute(ref_plan, log=lambda m: None)
     plan = Plan(load_yaml(RunConfig, path, [f"name=killed{k}"]))
@@ -232,16 +232,18 @@ def _kill_and_resume(tiny_run, tmp_path, monkeypatch, k):
     got = json.loads((plan.root / "results.json").read_text())
     assert got == ref, f"killed at write {k} ({killed_at})"
     assert not [p for p in plan.root.rglob("*") if safety.is_temp(p.name)]
+    return killed_at
 
 
 def test_kill_at_a_write_then_resume_gives_the_same_results(tiny_run, tmp_path, monkeypatch):
-    _kill_and_resume(tiny_run, tmp_path, monkeypatch, k=9)  # inside the probe (after its plan, before merge)
+    killed_at = _kill_and_resume(tiny_run, tmp_path, monkeypatch, k=19)  # inside the probe (its 2nd chunk)
+    assert "/probe/m0/chunks/" in killed_at
 
 
-# writes of the tiny [init_basic, van] run: 1-5 data, 6-14 probe (9 = the 2nd chunk, 12 = table.jsonl), 15-24 the
-# Init-Basic evals (17 = metrics.json), 25-26 build, 27-30 train (28 = checkpoints/rait_run.json, 29 = manifest),
-# 31-40 the van evals, 41-43 aggregate (results.json, run.json, .aggregate.json)
+# writes of the tiny [init_basic, van] run: 1-5 data, 6-15 the Init-Basic evals (8 = metrics.json), 16-24 probe
+# (19 = the 2nd chunk, 22 = table.jsonl), 25-30 build (27 = decisions.jsonl: before its manifest), 31-34 train
+# (32 = checkpoints/rait_run.json, 33 = manifest), 35-44 the van evals, 45-48 aggregate (results.json ...)
 @pytest.mark.slow
-@pytest.mark.parametrize("k", [3, 12, 17, 28, 29, 33, 41])
+@pytest.mark.parametrize("k", [3, 8, 22, 27, 28, 32, 33, 37, 45])
 def test_kill_anywhere_then_resume_gives_the_same_results(tiny_run, tmp_path, monkeypatch, k):
     _kill_and_resume(tiny_run, tmp_path, monkeypatch, k)

@@ -27,6 +27,18 @@ class C:
 def evaluate(ctx):
     if ctx.cfg.how == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if ctx.cfg.how == "kill_once":  # killed the first time, half-way through its writes; Keep-All the next
+        from pathlib import Path
+        from rait.core.artifacts import read_jsonl, write_jsonl
+        from rait.core.metrics import summarize
+
+        items = read_jsonl(Path(ctx.reference) / "items.jsonl")
+        write_jsonl(Path(ctx.out) / "items.jsonl", items)
+        if not (Path(ctx.out).parent / "killed").exists():
+            (Path(ctx.out).parent / "killed").touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        (Path(ctx.out) / "metrics.json").write_text(json.dumps(summarize([r["verdict"] for r in items], n_boot=0)))
+        return
     if ctx.cfg.how == "state":
         import torch
         from rait.core import progress, safety
@@ -91,6 +103,15 @@ def test_a_killed_worker_is_reported_with_its_signal(tiny_run, capsys):
     assert "stage eval:toy_fail:0:id: its worker process was killed by signal 9 (SIGKILL: out of memory?)" in err
     assert "run the same command again to resume it" in err
     assert not (tiny_run.parent / "runs/tiny/eval/toy_fail/seed0/id/.stage.json").exists()
+
+
+def test_a_run_whose_worker_was_killed_resumes(tiny_run, capsys):
+    run_yaml = _failing_run(tiny_run, "kill_once")
+    assert main(["run", str(run_yaml)]) == 2
+    assert "its worker process was killed by signal 9" in capsys.readouterr().err
+    assert main(["run", str(run_yaml)]) == 0
+    results = json.loads((tiny_run.parent / "runs/tiny/results.json").read_text())
+    assert "toy_fail" in json.dumps(results)
 
 
 def test_the_worker_sees_the_state_of_this_process_now(tiny_run, capsys, monkeypatch, tmp_path):
