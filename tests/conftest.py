@@ -26,6 +26,19 @@ def tiny_model_dir(tmp_path_factory):
     return make_tiny_model_dir(tmp_path_factory.mktemp("tiny_model"))
 
 
+@pytest.fixture
+def registries(monkeypatch):
+    """What a test registers (methods, backends, formats, artifact kinds) is gone after it: they are process-wide."""
+    from rait.data.formats import FORMATS
+    from rait.generation import BACKENDS
+    from rait.methods import REGISTRY
+    from rait.run.providers import KINDS
+
+    for reg in (REGISTRY, BACKENDS, FORMATS, KINDS):
+        reg.names()  # load the built-in entries first
+        monkeypatch.setattr(reg, "_items", dict(reg._items))
+
+
 @pytest.fixture(scope="session")
 def shared_data():
     """Path to ../shared/data; skips the test when it is absent."""

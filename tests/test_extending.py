@@ -14,17 +14,7 @@ from rait.run.pipeline import Plan, RunConfig
 DOC = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
 
 
-@pytest.fixture(autouse=True)
-def _registries(monkeypatch):
-    """What a test registers is gone after it (the registries are process-wide)."""
-    from rait.data.formats import FORMATS
-    from rait.generation import BACKENDS
-    from rait.methods import REGISTRY
-    from rait.run.providers import KINDS
-
-    for reg in (REGISTRY, BACKENDS, FORMATS, KINDS):
-        reg.names()  # load the built-in entries first
-        monkeypatch.setattr(reg, "_items", dict(reg._items))
+pytestmark = pytest.mark.usefixtures("registries")
 
 GRADS_METHOD = '''
 from dataclasses import dataclass

@@ -3,8 +3,8 @@
 Why: a stage leaves state behind in the process that ran it — heap fragmentation, glibc's allocator thresholds
 (the sampler keeps freed memory in the heap, :func:`rait.generation.cache.keep_freed_memory`), a grown resident
 set. Measured on the TriviaQA → NQ benchmark (Sapphire Rapids, 2 threads, docs/speed.md), its gradient stage took
-575 s as the 70th stage of one process and 358 s alone in a fresh one, on the same rows. A worker per stage starts
-every stage from the same clean state, and the run's memory peak is the largest single stage's.
+575 s as the 65th stage of one process and 358 s alone in a fresh one, on the same rows. A worker per stage starts
+every stage from the same clean state, and a stage's memory is given back to the system when it ends.
 
 How: workers are forked from a ``forkserver`` process (``spawn`` where the platform has no forkserver) that has
 imported torch, transformers and the stages once, so a stage starts in a fraction of a second instead of paying
@@ -94,7 +94,10 @@ def describe_exit(code: int | None) -> str:
     if code is None:
         return "stopped answering"
     if code < 0:
-        sig = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        try:
+            sig = signal.Signals(-code).name
+        except ValueError:
+            sig = "unknown signal"
         hint = ": out of memory?" if -code == signal.SIGKILL else ""
         return f"was killed by signal {-code} ({sig}{hint})"
     return f"exited with code {code}"

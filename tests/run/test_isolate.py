@@ -50,13 +50,7 @@ def evaluate(ctx):
 '''
 
 
-@pytest.fixture(autouse=True)
-def _registries(monkeypatch):
-    """The plugin's registration is gone after each test (the registries are process-wide)."""
-    from rait.methods import REGISTRY
-
-    REGISTRY.names()
-    monkeypatch.setattr(REGISTRY, "_items", dict(REGISTRY._items))
+pytestmark = pytest.mark.usefixtures("registries")
 
 
 def _items(root: Path) -> dict[str, list]:
