@@ -163,8 +163,8 @@ def target_rows(st, probe, grads, tqa=None) -> list[str]:
         "| peak memory of probing 2,000 questions ≤ 2.5 GB | not part of this run (a 2,000-question probe takes "
         "about 10 min) | – | [speed.md](speed.md#memory-of-probing-2000-questions), measured inside `rait run "
         "configs/triviaqa_nq.yaml` |",
-        "| TriviaQA → NQ section re-run (`rait run configs/triviaqa_nq.yaml`) ≤ 30 min | not part of this run (about "
-        "an hour) | – | [speed.md](speed.md#wall-times-a-user-feels) |",
+        "| TriviaQA → NQ section re-run (`rait run configs/triviaqa_nq.yaml`) ≤ 30 min | not part of this run (51 "
+        "min) | – | [speed.md](speed.md#wall-times-a-user-feels) |",
         "| `make demo` ≤ 12 min on a clean clone, on either CPU kind | not part of this run | – | "
         "[speed.md](speed.md#wall-times-a-user-feels), README |",
     ]
