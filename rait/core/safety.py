@@ -158,7 +158,8 @@ def check_overwrite(out: str | Path, names: Sequence[str], owner: Callable[[dict
     present = [n for n in names if (out / n).exists()]
     _, since = stage_record(out)
     if since is not None:  # an unfinished `rait run` stage: what it wrote since it first started is its own
-        present = [n for n in present if (out / n).stat().st_mtime_ns < since]
+        foreign = set(foreign_files(out, None, since))
+        present = [n for n in present if n in foreign]
     if not present or (forced() if force is None else force):
         return
     manifest: dict[str, Any] = {}
