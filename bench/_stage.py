@@ -1,6 +1,7 @@
 """Run one stage of a ``rait run`` plan in this (fresh) process and print its wall time and peak RSS as JSON.
 
-Used by :mod:`bench.stages` so that every stage's peak memory is its own (``ru_maxrss`` is per process). The plan
+Used by :mod:`bench.stages` so that every stage's peak memory is its own (``ru_maxrss`` is per process; the stage
+runs in this process, not in a worker of its own as ``rait run`` would start one). The plan
 is built by the ``rait`` package first on ``sys.path`` — the current code, or the baseline revision's exported
 package ("today"), whose plans ran a stage as a ``rait`` CLI invocation (``Stage.argv``) instead of an
 in-process call.
@@ -52,6 +53,8 @@ def run_one(plan, name: str) -> int:
     from rait.run.pipeline import execute
 
     plan.stages = {name: st}
+    if getattr(plan.cfg, "isolate", False):  # this process is the stage's own: no worker, so its peak RSS is ours
+        plan.cfg.isolate = False
     execute(plan, log=lambda _: None)
     return 0
 
