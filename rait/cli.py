@@ -98,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from rait.core import safety
     from rait.core.progress import setup_logging
+    from rait.core.runtime import bound_kernel_caches
+
+    bound_kernel_caches()  # before any stage's first matmul, in this process and in the workers it starts
 
     global _outer
     argv, flags = _global_flags(list(sys.argv[1:] if argv is None else argv))

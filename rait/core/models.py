@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from rait.core.runtime import bound_kernel_caches
 from rait.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -289,6 +290,7 @@ def load_model(
     """
     from transformers import AutoModelForCausalLM
 
+    bound_kernel_caches()  # before this process's first matmul (the dtype measurement, a GGUF conversion)
     where = resolve(spec)
     if is_adapter_dir(where):
         return _load_adapter(Path(where), dtype, device, trust_remote_code)

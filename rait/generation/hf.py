@@ -32,6 +32,7 @@ from typing import Any, Sequence
 import torch
 
 from rait.core import packed
+from rait.core.runtime import bound_kernel_caches
 from rait.generation.base import Completion, SamplingConfig
 from rait.generation.batching import length_batches, prefix_batches, shared_prefix_len
 from rait.generation.cache import KVArena, keep_freed_memory, reserved_cache
@@ -92,6 +93,7 @@ class HFBackend:
                  max_kv_mb: float = 1024, reserve_cache: bool = True, max_score_tokens: int = 8192,
                  min_shared_prefix: int = 16, cascade: bool = True):
         keep_freed_memory()
+        bound_kernel_caches()  # a model passed in, not loaded by load_model: before the first matmul
         self.min_shared_prefix = min_shared_prefix
         self.prefill_tokens = 0
         self.max_score_tokens = max_score_tokens
