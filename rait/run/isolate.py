@@ -14,7 +14,9 @@ The worker takes over the state of the process that runs ``rait run`` *now* (env
 ``sys.path``, torch's thread count, ``-q``/``-v`` and ``--force``: the forkserver may have started stages ago),
 rebuilds the plan from the run config (plugins included), checks that it derives the same stage key as the
 parent and runs that stage; an error comes back to the parent with its message, a worker killed by the
-system (out of memory) is reported with its signal.
+system (out of memory) is reported with its signal. A worker whose ``rait run`` is gone — killed with SIGTERM or
+SIGKILL, which leave it no time to stop its worker — ends itself at once (:func:`_follow_parent`), so no stage
+goes on writing to a run directory that nothing waits on.
 
 Example::
 
@@ -65,9 +67,11 @@ def run_in_worker(data: dict[str, Any], name: str, key: str) -> None:
     """
     ctx = _context()
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_work, args=(_process_state(), data, name, key, send), name=f"rait-stage-{name}")
+    alive, held = ctx.Pipe(duplex=False)  # `held` stays here: the worker sees EOF on `alive` once this process ends
+    proc = ctx.Process(target=_work, args=(_process_state(), data, name, key, send, alive), name=f"rait-stage-{name}")
     proc.start()
     send.close()
+    alive.close()
     try:
         try:
             outcome = recv.recv()
@@ -80,6 +84,7 @@ def run_in_worker(data: dict[str, Any], name: str, key: str) -> None:
             proc.terminate()
             proc.join()
         recv.close()
+        held.close()
     if outcome is not None:
         raise outcome
 
@@ -129,10 +134,28 @@ def _adopt(state: dict[str, Any]) -> None:
         progress.setup_logging(state["verbosity"])
 
 
-def _work(state: dict[str, Any], data: dict[str, Any], name: str, key: str, conn: Any) -> None:
+def _follow_parent(alive: Any) -> None:
+    """End this worker (SIGKILL, like any kill of a stage: its writes are atomic and the stage resumes) once the
+    ``rait run`` process is gone: ``alive`` is the read end of a pipe whose only write end that process holds, so
+    reading it ends (EOF) when the process does, however it ended. The worker's parent process is no sign: the
+    forkserver outlives a killed ``rait run`` (measured: it and a waiting worker were still there after SIGKILL)."""
+    import threading
+
+    def watch() -> None:
+        try:
+            while True:
+                alive.recv()
+        except (EOFError, OSError):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="rait-follow-parent", daemon=True).start()
+
+
+def _work(state: dict[str, Any], data: dict[str, Any], name: str, key: str, conn: Any, alive: Any) -> None:
     """Worker body: adopt the parent's state, rebuild the plan, check the stage key, run the stage, send back
     ``None`` or the error."""
     try:
+        _follow_parent(alive)
         _adopt(state)
         from rait.core.config import from_dict
         from rait.run.pipeline import Plan, RunConfig

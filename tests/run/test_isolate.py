@@ -2,6 +2,11 @@
 to the parent as a clear message naming the stage, and nothing is marked done."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +32,12 @@ class C:
 def evaluate(ctx):
     if ctx.cfg.how == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if ctx.cfg.how == "hang":  # says who it is, then waits to be ended
+        import time
+        from pathlib import Path
+
+        Path(ctx.out).parent.joinpath("worker.pid").write_text(str(os.getpid()))
+        time.sleep(120)
     if ctx.cfg.how == "kill_once":  # killed the first time, half-way through its writes; Keep-All the next
         from pathlib import Path
         from rait.core.artifacts import read_jsonl, write_jsonl
@@ -150,3 +161,37 @@ def test_exit_codes_in_words():
     assert describe_exit(1) == "exited with code 1"
     assert describe_exit(-11) == "was killed by signal 11 (SIGSEGV)"
     assert describe_exit(None) == "stopped answering"
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_worker_ends_when_rait_run_is_killed(tiny_run):
+    """SIGKILL (or SIGTERM) of `rait run` gives it no chance to stop its worker: the worker ends itself."""
+    run_yaml = _failing_run(tiny_run, "hang")
+    pid_file = tiny_run.parent / "runs/tiny/eval/toy_fail/seed0/worker.pid"
+    parent = subprocess.Popen([sys.executable, "-m", "rait.cli", "-q", "run", str(run_yaml)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not pid_file.exists() and parent.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert pid_file.exists(), "the hanging stage never started"
+        worker = int(pid_file.read_text())
+        assert _running(worker)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        deadline = time.time() + 15
+        while _running(worker) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not _running(worker)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        if pid_file.exists() and _running(int(pid_file.read_text())):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
