@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -22,8 +23,6 @@ def clean_env(monkeypatch):
 
 
 def test_sets_the_cap_once(clean_env):
-    import os
-
     assert runtime.bound_kernel_caches(32) is True
     assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "32" and "LRU_CACHE_CAPACITY" not in os.environ
     assert runtime.bound_kernel_caches(8) is False  # already set: kept
@@ -31,16 +30,12 @@ def test_sets_the_cap_once(clean_env):
 
 
 def test_user_values_win(clean_env):
-    import os
-
     clean_env.setenv("DNNL_PRIMITIVE_CACHE_CAPACITY", "7")  # oneDNN's older name counts as set
     assert runtime.bound_kernel_caches() is False
     assert "ONEDNN_PRIMITIVE_CACHE_CAPACITY" not in os.environ
 
 
-def test_cli_entry_sets_them(clean_env, capsys):
-    import os
-
+def test_cli_entry_sets_it(clean_env, capsys):
     from rait.cli import main
 
     assert main([]) == 0  # no command: prints the help, runs nothing
@@ -73,9 +68,7 @@ def _growth_mb(mode: str, env: dict) -> float:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_caps_stop_the_growth_of_the_heap():
-    import os
-
+def test_the_cap_stops_the_growth_of_the_heap():
     env = {k: v for k, v in os.environ.items() if k not in ALL_VARS}
     env["LRU_CACHE_CAPACITY"] = "1"  # ideep's cache (its own growth) nearly off: what is measured is oneDNN's
     free = _growth_mb("default", env)
