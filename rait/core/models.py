@@ -217,19 +217,30 @@ def adapter_base(p: Path) -> str:
     raise ModelError(f"{p}: adapter directory names no base model (adapter_config.json base_model_name_or_path)")
 
 
+def _converted(gguf: Path, out: Path) -> Path:
+    """``out``, converted from ``gguf`` first where it is not there yet. One process converts while the others wait
+    on a lock beside it: stages run at once (``rait run --jobs 2``) load the model together on a fresh machine."""
+    if (out / "config.json").exists():
+        return out
+    import fcntl
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # released when the file closes
+        return out if (out / "config.json").exists() else convert_gguf(gguf, out)
+
+
 def resolve(spec: str) -> Path | str:
     """Resolve a model spec to a local HF directory (converting GGUF on first use), an adapter directory, or a
     hub id (``name``, ``org/name``, either with ``@revision``)."""
     if spec == "default":
         gguf = default_gguf_path()
-        out = cache_dir() / "models" / _gguf_cache_key(gguf)
-        return out if (out / "config.json").exists() else convert_gguf(gguf, out)
+        return _converted(gguf, cache_dir() / "models" / _gguf_cache_key(gguf))
     p = Path(spec).expanduser()
     if p.suffix == ".gguf":
         if not p.exists():
             raise ModelError(f"{p}: GGUF file not found")
-        out = cache_dir() / "models" / _gguf_cache_key(p)
-        return out if (out / "config.json").exists() else convert_gguf(p, out)
+        return _converted(p, cache_dir() / "models" / _gguf_cache_key(p))
     if p.exists():
         if p.is_dir() and ((p / "config.json").exists() or is_adapter_dir(p)):
             return p

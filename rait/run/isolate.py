@@ -58,8 +58,9 @@ def _context() -> Any:
     return mp.get_context("spawn")
 
 
-def run_in_worker(data: dict[str, Any], name: str, key: str) -> None:
-    """Run stage ``name`` of the run described by ``data`` in a fresh worker; re-raise its error here.
+def run_in_worker(data: dict[str, Any], name: str, key: str, threads: int | None = None) -> None:
+    """Run stage ``name`` of the run described by ``data`` in a fresh worker; re-raise its error here. ``threads``:
+    the worker's torch threads (default: this process's).
 
     >>> from rait.run.isolate import describe_exit
     >>> describe_exit(-9)
@@ -68,7 +69,10 @@ def run_in_worker(data: dict[str, Any], name: str, key: str) -> None:
     ctx = _context()
     recv, send = ctx.Pipe(duplex=False)
     alive, held = ctx.Pipe(duplex=False)  # `held` stays here: the worker sees EOF on `alive` once this process ends
-    proc = ctx.Process(target=_work, args=(_process_state(), data, name, key, send, alive), name=f"rait-stage-{name}")
+    state = _process_state()
+    if threads:
+        state["threads"] = threads
+    proc = ctx.Process(target=_work, args=(state, data, name, key, send, alive), name=f"rait-stage-{name}")
     proc.start()
     send.close()
     alive.close()

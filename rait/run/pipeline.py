@@ -6,7 +6,8 @@ needs, and :mod:`rait.run.providers` says which stage writes each kind. Trained 
 seed) → eval (per test set); training-free methods get their own eval hook (the untrained baselines). The YAML
 is checked at load time against every stage's typed config (unknown keys are an error with a did-you-mean, in
 ``--dry-run`` too), and each stage calls its stage function with its typed config, in a fresh worker process of its
-own (``isolate``, :mod:`rait.run.isolate`) or, with ``isolate: false``, in this one.
+own (``isolate``, :mod:`rait.run.isolate`) or, with ``isolate: false``, in this one; with ``jobs: 2`` two stages
+whose inputs are ready run at once (:mod:`rait.run.schedule`).
 
 Every stage writes under ``runs/<name>/<stage>/`` and the pipeline records a ``.stage.json`` marker holding the
 stage's *key*: a hash of its typed config and the keys of the stages it reads from (a Merkle chain). A rerun
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import rait
-from rait.core.artifacts import atomic_write_text, sha256_json, write_jsonl
+from rait.core.artifacts import sha256_json, write_jsonl
 from rait.core.config import (
     ConfigError,
     add_config_arguments,
@@ -51,6 +52,7 @@ from rait.methods import DEFAULT_METHODS, REFERENCE, EvalContext, get, load_plug
 from rait.run.aggregate import stage_times, summary_table, write_results
 from rait.run.diagnostics import write_diagnostics
 from rait.run.providers import KINDS, closure, deps_of
+from rait.run.schedule import execute
 
 
 @dataclass
@@ -107,6 +109,8 @@ class RunConfig:
     report: bool = option(True, "write report.md / report.html at the end")
     isolate: bool = option(True, "run each stage in a fresh worker process, so that no stage inherits the memory "
                                  "state of the ones before it (rait.run.isolate); false: all in this process")
+    jobs: int = option(1, "stages run at once, each in its own worker with torch's threads divided between them "
+                          "(rait.run.schedule; needs isolate); on a CPU, 2 finish sooner than 1")
 
     def __post_init__(self) -> None:
         for p in self.plugins:
@@ -119,6 +123,9 @@ class RunConfig:
             raise ConfigError("methods: " + "; ".join(unknown_message("method", m, known) for m in bad))
         if not self.seeds:
             raise ConfigError("seeds: give at least one training seed")
+        if self.jobs < 1 or (self.jobs > 1 and not self.isolate):
+            raise ConfigError(f"jobs: {self.jobs} — give 1 or more; more than 1 needs isolate: true (each stage "
+                              "in a worker of its own); with isolate: false, set jobs: 1 (--jobs 1)")
         if REFERENCE not in self.methods:
             self.methods = [REFERENCE, *self.methods]  # the THS reference is always evaluated
         self._stages = {name: self._section(name) for name in SECTIONS}
@@ -308,58 +315,6 @@ def make_data(d: DataSection, out: Path) -> None:
         ood = load(d.ood)
         random.Random(d.seed + 2).shuffle(ood)
         write_jsonl(out / "ood.jsonl", [it.to_dict() for it in ood[: d.n_ood]])
-
-
-def execute(plan: Plan, dry_run: bool = False, log: Callable[[str], None] = print) -> dict[str, float]:
-    """Run every stage that is not done; returns seconds per executed stage."""
-    from rait.core import safety
-
-    safety.confined(plan.cfg.out_root, plan.cfg.name)
-    if not dry_run:
-        safety.acquire(plan.root)  # one process per run directory; released at exit
-    from rait.core.progress import StageClock
-
-    clock = StageClock(sum(not plan.done(st) for st in plan.stages.values()))
-    timings: dict[str, float] = {}
-    for st in plan.stages.values():
-        if plan.done(st):
-            log(f"[skip] {st.name}")
-            continue
-        if dry_run:
-            log(f"[run ] {st.name}: {json.dumps(spec(st.cfg), sort_keys=True)}")
-            continue
-        started = st.out / ".stage-started.json"
-        resume = started.exists() and json.loads(started.read_text()).get("key") == st.key
-        if st.name != "aggregate" and st.out.exists() and not resume:
-            # outputs of other settings: start clean, deleting only what rait wrote (same key: resume inside)
-            safety.clear_stage_dir(st.out, *safety.stage_record(st.out), f"settings of stage {st.name} changed",
-                                   log=log)
-        if st.name != "aggregate":
-            safety.clean_stale_temps(st.out, log)
-            if not resume:  # its time stamp is the first start: what the stage wrote since then is rait's
-                atomic_write_text(started, json.dumps({"key": st.key}) + "\n")
-        log(clock.start(st.name))
-        t0 = time.time()
-        _run_stage(plan, st)
-        timings[st.name] = round(time.time() - t0, 2)
-        atomic_write_text(plan._marker(st), json.dumps({
-            "key": st.key, "seconds": timings[st.name], "config": spec(st.cfg),
-            "files": safety.list_files(st.out) if st.name != "aggregate" else None}, sort_keys=True) + "\n")
-    if not dry_run:
-        safety.release(plan.root)
-    return timings
-
-
-def _run_stage(plan: Plan, st: Stage) -> None:
-    """In a fresh worker (``isolate``), or here, giving the stage's freed peak back to the system afterwards."""
-    if plan.cfg.isolate:
-        from rait.run.isolate import config_data, run_in_worker
-
-        return run_in_worker(config_data(plan.cfg), st.name, st.key)
-    from rait.generation.cache import release_freed_memory
-
-    st.fn()
-    release_freed_memory()  # a stage's peak is not kept resident for the rest of the run
 
 
 def run(config: str | Path | RunConfig, overrides: list[str] = (), dry_run: bool = False) -> Plan:

@@ -247,3 +247,28 @@ def test_default_model_real():
     assert abs(model.num_parameters() - 134.5e6) < 0.1e6
     assert tok.padding_side == "left" and tok.pad_token is not None
     assert tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+
+
+def test_a_gguf_is_converted_once_when_stages_load_it_together(monkeypatch, tmp_path):
+    """Stages run at once (`rait run --jobs 2`) load the default model together on a fresh machine: one converts,
+    the other waits on the lock and finds the converted directory."""
+    import threading
+
+    calls = []
+
+    def slow_convert(gguf, out):
+        calls.append(gguf)
+        time.sleep(0.3)
+        out.mkdir(parents=True)
+        (out / "config.json").write_text("{}")
+        return out
+
+    monkeypatch.setattr(models, "convert_gguf", slow_convert)
+    gguf, out = tmp_path / "m.gguf", tmp_path / "cache" / "m-123"
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(models._converted(gguf, out))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [gguf] and got == [out] * 3
