@@ -1,9 +1,11 @@
 """Running the stages of a plan: one at a time, or several at once (``RunConfig.jobs``).
 
-A stage starts once every stage it reads from is done; among the stages that could start, the plan's order
-decides (the plan is in dependency order, so ``jobs: 1`` runs it exactly in that order, in this thread). With
-``jobs`` > 1 up to that many stages run at once, each in its own worker process (:mod:`rait.run.isolate`), torch's
-threads divided between them (``threads // jobs``, at least one each).
+A stage starts once every stage it reads from is done. ``jobs: 1`` runs the plan in its order (a dependency
+order), in this thread. With ``jobs`` > 1 up to that many stages run at once, each in its own worker process
+(:mod:`rait.run.isolate`), torch's threads divided between them (``threads // jobs``, at least one each); among the
+stages that could start, the one with the costliest chain of stages waiting on it goes first
+(:func:`critical_path`), and a stage that starts with nothing beside it — nothing running, nothing else ready, so
+nothing can become ready before it ends — gets all the threads.
 
 Why: on a CPU a small model's operators are too short to keep two threads busy, while two stages of one thread
 each keep both cores busy. Measured on a 2-core AMD EPYC (bf16, 2026-12-06; docs/speed.md): two LoRA trainings of
@@ -68,20 +70,23 @@ def run_stages(plan: Plan, todo: list[Stage], log: Callable[[str], None]) -> dic
             timings[st.name] = run_one(plan, st, log)
         return timings
     threads = worker_threads(jobs)
-    waiting, running, done = list(todo), set(), set()
+    rank = critical_path(todo)
+    waiting, running, done = sorted(todo, key=lambda s: -rank[s.name]), set(), set()  # stable: plan order in ties
     names = {st.name for st in todo}
     ended: queue.Queue = queue.Queue()
     failure: BaseException | None = None
     while waiting or running:
         while failure is None and len(running) < jobs:
-            st = next((s for s in waiting if all(d not in names or d in done for d in s.deps)), None)
-            if st is None:
+            ready = [s for s in waiting if all(d not in names or d in done for d in s.deps)]
+            if not ready:
                 break
+            st = ready[0]
             waiting.remove(st)
+            alone = not running and len(ready) == 1  # nothing beside it now: all of this process's threads
             running.add(st.name)
             log(clock.start(st.name))
-            threading.Thread(target=_in_thread, args=(plan, st, log, threads, ended), name=f"rait-{st.name}",
-                             daemon=True).start()  # a daemon: an interrupted rait run exits; its workers follow
+            threading.Thread(target=_in_thread, args=(plan, st, log, worker_threads(1) if alone else threads, ended),
+                             name=f"rait-{st.name}", daemon=True).start()  # daemon: an interrupted rait run exits
         if not running:
             break
         name, seconds, error = _next(ended)
@@ -99,6 +104,32 @@ def run_stages(plan: Plan, todo: list[Stage], log: Callable[[str], None]) -> dic
     if waiting:  # cannot happen with a plan in dependency order
         raise RaitError(f"stages {[s.name for s in waiting]} wait on stages that never ran")
     return timings
+
+
+#: rough relative cost of a stage by kind (its name's first part), for :func:`critical_path`: on the demo a probe,
+#: or a training run take a minute or two, the gradients longer, an evaluation or the rehearsal a few seconds
+COST = {"probe_m0": 3, "probe_mr": 3, "grads": 4, "train": 3, "rehearse": 1, "eval": 1}
+
+
+def critical_path(stages: list) -> dict[str, float]:
+    """Per stage: its cost plus the costliest chain of stages that wait on it (among ``stages``, given in
+    dependency order). The scheduler starts the ready stage with the longest such chain first, so that the stages
+    everything else waits on (the probe, the rehearsal, the gradients) do not queue behind short leaves.
+
+    >>> from types import SimpleNamespace as S
+    >>> critical_path([S(name="probe_m0", deps=[]), S(name="eval:x", deps=[]), S(name="train:a", deps=["probe_m0"])])
+    {'train:a': 3, 'eval:x': 1, 'probe_m0': 6}
+    """
+    waiting_on: dict[str, list[str]] = {st.name: [] for st in stages}
+    for st in stages:
+        for d in st.deps:
+            if d in waiting_on:
+                waiting_on[d].append(st.name)
+    rank: dict[str, float] = {}
+    for st in reversed(stages):
+        own = COST.get(st.name, COST.get(st.name.split(":")[0], 0))
+        rank[st.name] = own + max((rank[n] for n in waiting_on[st.name]), default=0)
+    return rank
 
 
 def _next(ended: queue.Queue) -> tuple[str, float, BaseException | None]:

@@ -70,6 +70,15 @@ def test_a_failure_stops_new_starts_and_lets_the_running_stages_finish(monkeypat
     assert any(m.startswith("[fail] a") and "'b'" in m for m in logged)
 
 
+def test_the_longest_chain_starts_first(monkeypatch):
+    events = _fake(monkeypatch)
+    dag = {"data": [], "eval:x:0:id": ["data"], "eval:y:0:id": ["data"], "probe_m0": ["data"],
+           "train:a:0": ["probe_m0"]}
+    schedule.run_stages(_plan(2), _stages(dag), log=lambda m: None)
+    starts = [n for e, n, *_ in events if e == "start"]
+    assert starts[:2] == ["data", "probe_m0"]  # the probe, which the training waits on, before the evaluations
+
+
 def test_one_job_runs_in_plan_order_in_this_thread(monkeypatch):
     events = _fake(monkeypatch)
     schedule.run_stages(_plan(1), _stages({"x": [], "y": [], "z": ["x"]}), log=lambda m: None)
@@ -84,10 +93,11 @@ def test_each_worker_gets_its_share_of_the_threads(monkeypatch):
     torch.set_num_threads(2)
     try:
         events = _fake(monkeypatch)
-        schedule.run_stages(_plan(2), _stages({"a": [], "b": []}), log=lambda m: None)
+        schedule.run_stages(_plan(2), _stages({"a": [], "b": [], "c": ["a", "b"]}), log=lambda m: None)
     finally:
         torch.set_num_threads(threads)
-    assert {t for *_, t in events} == {1}
+    got = {n: t for e, n, _, _, t in events if e == "start"}
+    assert got == {"a": 1, "b": 1, "c": 2}  # c starts alone (nothing else left): all the threads
 
 
 def test_jobs_needs_workers(tiny_run):
