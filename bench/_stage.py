@@ -26,7 +26,31 @@ def plan_of(config: str, sets: list[str]):
     except ImportError:  # the code before the rait/core, rait/run layout (the "today" baseline)
         from rait.config import load_yaml
         from rait.pipeline import Plan, RunConfig
-    return Plan(load_yaml(RunConfig, config, sets))
+    return Plan(load_yaml(RunConfig, _known_keys(config, RunConfig), sets))
+
+
+#: run-config keys that only say how stages are scheduled (no stage's work): dropped for a version without them
+SCHEDULING = ("isolate", "jobs")
+
+
+def _known_keys(config: str, run_config: type) -> str:
+    """``config``, or a copy without the scheduling keys that this version's RunConfig does not have (the baseline
+    revision predates ``jobs``)."""
+    import dataclasses
+    import tempfile
+
+    import yaml
+
+    data = yaml.safe_load(open(config))
+    fields = {f.name for f in dataclasses.fields(run_config)}
+    extra = [k for k in SCHEDULING if k in data and k not in fields]
+    if not extra:
+        return config
+    for k in extra:
+        del data[k]
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
+        yaml.safe_dump(data, fh)
+    return fh.name
 
 
 def needed(plan, wanted: list[str]) -> list[str]:
