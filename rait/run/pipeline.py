@@ -123,9 +123,11 @@ class RunConfig:
             raise ConfigError("methods: " + "; ".join(unknown_message("method", m, known) for m in bad))
         if not self.seeds:
             raise ConfigError("seeds: give at least one training seed")
-        if self.jobs < 1 or (self.jobs > 1 and not self.isolate):
-            raise ConfigError(f"jobs: {self.jobs} — give 1 or more; more than 1 needs isolate: true (each stage "
-                              "in a worker of its own); with isolate: false, set jobs: 1 (--jobs 1)")
+        if self.jobs < 1:
+            raise ConfigError(f"jobs: {self.jobs} — give 1 or more (stages run at once)")
+        if self.jobs > 1 and not self.isolate:
+            raise ConfigError(f"jobs: {self.jobs} needs isolate: true (each stage in a worker of its own); with "
+                              "isolate: false, also set jobs: 1 (--jobs 1)")
         if REFERENCE not in self.methods:
             self.methods = [REFERENCE, *self.methods]  # the THS reference is always evaluated
         self._stages = {name: self._section(name) for name in SECTIONS}

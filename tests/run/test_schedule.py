@@ -101,7 +101,7 @@ def test_each_worker_gets_its_share_of_the_threads(monkeypatch):
 
 
 def test_jobs_needs_workers(tiny_run):
-    with pytest.raises(ConfigError, match="more than 1 needs isolate: true"):
+    with pytest.raises(ConfigError, match="jobs: 2 needs isolate: true.*--jobs 1"):
         load_yaml(RunConfig, tiny_run, ["jobs=2", "isolate=false"])
     with pytest.raises(ConfigError, match="jobs: 0"):
         load_yaml(RunConfig, tiny_run, ["jobs=0"])
