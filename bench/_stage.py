@@ -37,7 +37,9 @@ def _known_keys(config: str, run_config: type) -> str:
     """``config``, or a copy without the scheduling keys that this version's RunConfig does not have (the baseline
     revision predates ``jobs``)."""
     import dataclasses
+    import hashlib
     import tempfile
+    from pathlib import Path
 
     import yaml
 
@@ -48,9 +50,10 @@ def _known_keys(config: str, run_config: type) -> str:
         return config
     for k in extra:
         del data[k]
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
-        yaml.safe_dump(data, fh)
-    return fh.name
+    text = yaml.safe_dump(data)  # one file per content, rewritten by every stage of a benchmark: none piles up
+    out = Path(tempfile.gettempdir()) / f"rait-bench-{hashlib.sha256(text.encode()).hexdigest()[:12]}.yaml"
+    out.write_text(text)
+    return str(out)
 
 
 def needed(plan, wanted: list[str]) -> list[str]:

@@ -63,7 +63,7 @@ def run_stages(plan: Plan, todo: list[Stage], log: Callable[[str], None]) -> dic
     from rait.core.progress import StageClock
 
     clock, timings = StageClock(len(todo)), {}
-    jobs = min(getattr(plan.cfg, "jobs", 1), len(todo))
+    jobs = min(plan.cfg.jobs, len(todo))
     if jobs <= 1:
         for st in todo:
             log(clock.start(st.name))
