@@ -1,10 +1,8 @@
 """rait.run.schedule: with ``jobs`` > 1 a stage starts only after the stages it reads from, at most ``jobs`` run at
 once, a failure stops new starts while the running stages finish, and the results equal a one-at-a-time run."""
 
-import json
 import threading
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -13,6 +11,7 @@ import yaml
 from rait.core.config import ConfigError, load_yaml
 from rait.run import schedule
 from rait.run.pipeline import Plan, RunConfig, execute
+from tests.run.test_isolate import _items  # eval outputs item by item, per eval directory
 
 
 def _fake(monkeypatch, fail: set[str] = frozenset(), seconds: dict[str, float] | None = None) -> list[tuple]:
@@ -105,11 +104,6 @@ def test_jobs_needs_workers(tiny_run):
         load_yaml(RunConfig, tiny_run, ["jobs=2", "isolate=false"])
     with pytest.raises(ConfigError, match="jobs: 0"):
         load_yaml(RunConfig, tiny_run, ["jobs=0"])
-
-
-def _items(root: Path) -> dict[str, list]:
-    rows = lambda p: [(r["id"], r["output"], r["verdict"], r["confidence"]) for r in map(json.loads, p.open())]  # noqa: E731
-    return {str(p.relative_to(root)): rows(p) for p in sorted(root.glob("eval/*/*/*/items.jsonl"))}
 
 
 def test_two_jobs_give_the_results_of_one(tiny_run):
