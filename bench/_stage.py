@@ -43,7 +43,7 @@ def _known_keys(config: str, run_config: type) -> str:
 
     import yaml
 
-    data = yaml.safe_load(open(config))
+    data = yaml.safe_load(Path(config).read_text())
     fields = {f.name for f in dataclasses.fields(run_config)}
     extra = [k for k in SCHEDULING if k in data and k not in fields]
     if not extra:
