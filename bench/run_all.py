@@ -16,7 +16,8 @@ Usage::
 
     python bench/run_all.py                 # all five (--threads 1, 2026-12-06: 8.1 and 12.5 min on a 2-core Sapphire
                                             # Rapids, 9.4 min on a 2-core AMD EPYC with AVX-512 bf16, 18.6 min
-                                            # on a 2-core AMD EPYC with AVX2 only, fp32)
+                                            # on a 2-core AMD EPYC with AVX2 only, fp32; 2026-12-07: 13.4 min
+                                            # on a 2-core Ice Lake Xeon without bf16, fp32)
     python bench/run_all.py --only probe    # one of stages, stages_tqa, probe, grads, train
     python bench/run_all.py --render-only   # re-render docs from bench/results/*.json
     python bench/run_all.py --threads 1     # torch threads of every benchmark (default: torch's choice)
