@@ -13,8 +13,9 @@ What makes it fast compared with ``model.generate(num_return_sequences=k)``:
 * **Cheap sampling**: inverse-CDF sampling (one uniform per row) instead of ``torch.multinomial``, and glibc told
   to keep freed memory (see :mod:`rait.generation.cache`).
 
-Results are deterministic for a given (prompts, n, sampling, seed, batch_size): sampling uses one seeded
-``torch.Generator`` per call, and batching depends only on the prompts.
+Results are deterministic for a given (prompts, n, sampling, seed, batch_size, torch thread count): sampling uses
+one seeded ``torch.Generator`` per call, and batching depends only on the prompts (fp32 GEMMs of MKL can change
+in their last bits with the thread count: docs/probing.md).
 
 Example:
     >>> from rait.generation.hf import HFBackend
